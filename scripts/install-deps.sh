@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs everything Ignis needs to build, run and test on Debian 12 (run as root).
+# Used by the README's quick start and by CI (.ci/run), so both see the same machine.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+pkgs=(
+  build-essential pkg-config clang
+  libmicrohttpd-dev libjansson-dev libsqlite3-dev libssl-dev libzip-dev
+  libseccomp-dev libcmocka-dev libcurl4-openssl-dev
+  python3 python3-pytest python3-boto3 awscli nodejs zip unzip curl
+)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

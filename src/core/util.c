@@ -1,0 +1,178 @@
+/*
+ * util: clocks, randomness, encodings and digests (see util.h). Stateless.
+ */
+#include "core/util.h"
+
+#include <errno.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void random_bytes(void *out, size_t n)
+{
+    unsigned char *p = out;
+    while (n > 0) {
+        ssize_t got = getrandom(p, n, 0);
+        if (got < 0) {
+            if (errno == EINTR)
+                continue;
+            /* getrandom cannot fail on Linux >= 3.17 once the pool is ready */
+            memset(p, 0, n);
+            return;
+        }
+        p += got;
+        n -= (size_t)got;
+    }
+}
+
+void uuid_v4(char out[37])
+{
+    unsigned char b[16];
+    random_bytes(b, sizeof(b));
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+             b[13], b[14], b[15]);
+}
+
+void hex_encode(const unsigned char *in, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+int base64_encode(struct buf *out, const void *in, size_t n)
+{
+    size_t need = 4 * ((n + 2) / 3);
+    int rc = buf_grow(out, need);
+    if (rc)
+        return rc;
+    int w = EVP_EncodeBlock((unsigned char *)out->data + out->len, in, (int)n);
+    out->len += (size_t)w;
+    out->data[out->len] = '\0';
+    return 0;
+}
+
+int base64_decode(struct buf *out, const char *in, size_t n)
+{
+    /* Strip whitespace the way AWS clients never send but humans might. */
+    while (n > 0 && (in[n - 1] == '\n' || in[n - 1] == '\r' || in[n - 1] == ' '))
+        n--;
+    if (n % 4 != 0)
+        return -EINVAL;
+    if (n == 0)
+        return 0;
+    size_t need = 3 * (n / 4);
+    int rc = buf_grow(out, need);
+    if (rc)
+        return rc;
+    unsigned char *dst = (unsigned char *)out->data + out->len;
+    int w = EVP_DecodeBlock(dst, (const unsigned char *)in, (int)n);
+    if (w < 0)
+        return -EINVAL;
+    /* EVP_DecodeBlock counts padding bytes as output; remove them. */
+    if (in[n - 1] == '=')
+        w--;
+    if (in[n - 2] == '=')
+        w--;
+    out->len += (size_t)w;
+    out->data[out->len] = '\0';
+    return 0;
+}
+
+void sha256(const void *in, size_t n, unsigned char out[32])
+{
+    SHA256(in, n, out);
+}
+
+void sha256_hex(const void *in, size_t n, char out[65])
+{
+    unsigned char md[32];
+    SHA256(in, n, md);
+    hex_encode(md, 32, out);
+}
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+long percent_decode(char *s, size_t n)
+{
+    size_t r = 0, w = 0;
+    while (r < n) {
+        if (s[r] == '%') {
+            if (r + 2 >= n)
+                return -EINVAL;
+            int hi = hexval((unsigned char)s[r + 1]), lo = hexval((unsigned char)s[r + 2]);
+            if (hi < 0 || lo < 0)
+                return -EINVAL;
+            s[w++] = (char)(hi * 16 + lo);
+            r += 3;
+        } else {
+            s[w++] = s[r++];
+        }
+    }
+    if (w < n)
+        s[w] = '\0';
+    return (long)w;
+}
+
+void format_lambda_time(int64_t ms, char out[32])
+{
+    time_t secs = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    char base[24];
+    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, 32, "%s.%03d+0000", base, (int)(ms % 1000));
+}
+
+void format_iso8601_ms(int64_t ms, char out[32])
+{
+    time_t secs = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    char base[24];
+    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, 32, "%s.%03dZ", base, (int)(ms % 1000));
+}
+
+int str_has_prefix(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+int str_has_suffix(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && memcmp(s + a - b, suffix, b) == 0;
+}
