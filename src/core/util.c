@@ -151,9 +151,9 @@ void format_lambda_time(int64_t ms, char out[32])
     time_t secs = (time_t)(ms / 1000);
     struct tm tm;
     gmtime_r(&secs, &tm);
-    char base[24];
+    char base[20];
     strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, 32, "%s.%03d+0000", base, (int)(ms % 1000));
+    snprintf(out, 32, "%s.%03d+0000", base, (int)(ms % 1000) & 1023);
 }
 
 void format_iso8601_ms(int64_t ms, char out[32])
@@ -161,9 +161,9 @@ void format_iso8601_ms(int64_t ms, char out[32])
     time_t secs = (time_t)(ms / 1000);
     struct tm tm;
     gmtime_r(&secs, &tm);
-    char base[24];
+    char base[20];
     strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, 32, "%s.%03dZ", base, (int)(ms % 1000));
+    snprintf(out, 32, "%s.%03dZ", base, (int)(ms % 1000) & 1023);
 }
 
 int str_has_prefix(const char *s, const char *prefix)

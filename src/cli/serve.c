@@ -1,0 +1,162 @@
+/*
+ * serve: `ignis serve [--listen HOST:PORT] [--data-dir DIR]`. Builds the
+ * daemon (loop, db, stores, pool, services, edge), runs it until SIGTERM or
+ * SIGINT, then takes it down in order: services retire their instances, the
+ * pool reaps them and answers what was waiting, the edge closes, the db last.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/workq.h"
+#include "edge/edge.h"
+#include "exec/pool.h"
+#include "services/lambda/lambda.h"
+#include "store/db.h"
+#include "store/logstore.h"
+
+static void on_signal(struct loop *loop, int fd, uint32_t events, void *arg)
+{
+    (void)events;
+    (void)arg;
+    struct signalfd_siginfo si;
+    if (read(fd, &si, sizeof(si)) == sizeof(si))
+        log_info("received %s, shutting down", strsignal((int)si.ssi_signo));
+    loop_stop(loop);
+}
+
+static void flush_logs(struct loop *loop, void *arg)
+{
+    (void)loop;
+    logstore_flush(arg);
+}
+
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+int cmd_serve(int argc, char **argv)
+{
+    static struct config cfg;
+    config_defaults(&cfg);
+    static const struct option opts[] = {
+        {"listen", required_argument, NULL, 'l'},
+        {"data-dir", required_argument, NULL, 'd'},
+        {"debug", no_argument, NULL, 'D'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'l':
+            if (config_set_listen(&cfg, optarg) < 0) {
+                fprintf(stderr, "ignis serve: --listen wants HOST:PORT, not %s\n", optarg);
+                return 2;
+            }
+            break;
+        case 'd':
+            snprintf(cfg.data_dir, sizeof(cfg.data_dir), "%s", optarg);
+            break;
+        case 'D':
+            log_set_level(LOG_DEBUG);
+            break;
+        default:
+            fprintf(stderr, "usage: ignis serve [--listen HOST:PORT] [--data-dir DIR]\n");
+            return 2;
+        }
+    }
+    int rc = mkdir_p(cfg.data_dir, 0700);
+    if (rc < 0) {
+        log_error("cannot create data dir %s: %s", cfg.data_dir, strerror(-rc));
+        return 1;
+    }
+    rc = config_load_credentials(&cfg);
+    if (rc < 0) {
+        log_error("cannot load credentials from %s: %s", cfg.data_dir, strerror(-rc));
+        return 1;
+    }
+    if (cfg.credentials_generated)
+        printf("ignis: generated root credentials (saved in %s/credentials):\n"
+               "  AWS_ACCESS_KEY_ID=%s\n  AWS_SECRET_ACCESS_KEY=%s\n",
+               cfg.data_dir, cfg.access_key, cfg.secret_key);
+
+    raise_fd_limit();
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+
+    int status = 1;
+    struct loop *loop = loop_new();
+    struct db *db = NULL;
+    struct logstore *logs = NULL;
+    struct workq *wq = NULL;
+    struct pool *pool = NULL;
+    struct lambda *lambda = NULL;
+    struct edge *edge = NULL;
+    int sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    char path[4200];
+    if (!loop || sigfd < 0)
+        goto out;
+    snprintf(path, sizeof(path), "%s/ignis.db", cfg.data_dir);
+    if (db_open(path, &db) < 0)
+        goto out;
+    snprintf(path, sizeof(path), "%s/logs", cfg.data_dir);
+    if (logstore_open(path, &logs) < 0)
+        goto out;
+    wq = workq_new(loop, 2);
+    pool = pool_new(loop, logs);
+    if (!wq || !pool)
+        goto out;
+    lambda = lambda_new(loop, &cfg, db, pool, wq);
+    if (!lambda)
+        goto out;
+    int lfd = edge_listen(cfg.listen_host, cfg.listen_port);
+    if (lfd < 0) {
+        log_error("cannot listen on %s:%d: %s", cfg.listen_host, cfg.listen_port,
+                  strerror(-lfd));
+        goto out;
+    }
+    int port = edge_socket_port(lfd);
+    edge = edge_new(loop, &cfg, lfd);
+    if (!edge || lambda_register(lambda, edge) < 0)
+        goto out;
+    loop_add_fd(loop, sigfd, EPOLLIN, on_signal, NULL);
+    loop_add_before_sleep(loop, flush_logs, logs);
+    printf("ignis: listening on http://%s:%d (data dir %s, region %s)\n", cfg.listen_host, port,
+           cfg.data_dir, cfg.region);
+    fflush(stdout);
+    loop_run(loop);
+    status = 0;
+out:
+    if (status)
+        log_error("ignis serve could not start");
+    lambda_free(lambda);
+    pool_free(pool);
+    edge_free(edge);
+    workq_free(wq);
+    logstore_close(logs);
+    db_close(db);
+    if (sigfd >= 0)
+        close(sigfd);
+    loop_free(loop);
+    return status;
+}

@@ -1,0 +1,219 @@
+/*
+ * edge: the public listener, SigV4 authentication and routing to services
+ * (see edge.h). Owns the edge http_server and the route table, not the
+ * services behind it.
+ */
+#include "edge/edge.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "edge/sigv4.h"
+
+#define MAX_ROUTES 16
+
+struct edge {
+    const struct config *cfg;
+    struct http_server *http;
+    struct edge_route routes[MAX_ROUTES];
+    int nroutes;
+};
+
+static const struct edge_route *route_by_path(struct edge *e, const char *path, int public)
+{
+    for (int i = 0; i < e->nroutes; i++) {
+        const struct edge_route *r = &e->routes[i];
+        if (r->public == public && r->path_prefix && str_has_prefix(path, r->path_prefix))
+            return r;
+    }
+    return NULL;
+}
+
+static const struct edge_route *route_by_service(struct edge *e, const char *service)
+{
+    for (int i = 0; i < e->nroutes; i++)
+        if (!e->routes[i].public && e->routes[i].service &&
+            strcmp(e->routes[i].service, service) == 0)
+            return &e->routes[i];
+    return NULL;
+}
+
+/* The service named in "Credential=AKID/date/region/SERVICE/aws4_request". */
+static const struct edge_route *route_by_authorization(struct edge *e, const char *auth)
+{
+    struct sigv4_credential cred;
+    if (!auth || sigv4_parse_authorization(auth, &cred) < 0)
+        return NULL;
+    return route_by_service(e, cred.service);
+}
+
+static size_t body_cap(struct http_req *req, void *arg)
+{
+    struct edge *e = arg;
+    const char *path = http_req_path(req);
+    const struct edge_route *r = route_by_path(e, path, 1);
+    if (!r)
+        r = route_by_authorization(e, http_req_header(req, "Authorization"));
+    if (!r)
+        r = route_by_path(e, path, 0);
+    if (r && r->body_cap)
+        return r->body_cap(req, r->arg);
+    return 1024 * 1024;
+}
+
+static const char *secret_for(const char *access_key, void *arg)
+{
+    const struct config *cfg = arg;
+    return strcmp(access_key, cfg->access_key) == 0 ? cfg->secret_key : NULL;
+}
+
+static void handle(struct http_req *req, void *arg)
+{
+    struct edge *e = arg;
+    const char *path = http_req_path(req);
+    const struct edge_route *pub = route_by_path(e, path, 1);
+    if (pub) {
+        struct edge_auth none = {0};
+        pub->handle(req, &none, pub->arg);
+        return;
+    }
+
+    struct sigv4_request sreq;
+    http_req_sigv4(req, &sreq);
+    size_t len;
+    const char *body = http_req_body(req, &len);
+    char body_hash[65];
+    const char *declared = http_req_header(req, "x-amz-content-sha256");
+    if (declared) {
+        sreq.payload_hash = declared;
+    } else {
+        sha256_hex(body, len, body_hash);
+        sreq.payload_hash = body_hash;
+    }
+    struct sigv4_credential cred;
+    memset(&cred, 0, sizeof(cred));
+    enum sigv4_result res = sigv4_verify(&sreq, secret_for, (void *)e->cfg, now_ms(), &cred);
+    const struct edge_route *r = cred.service[0] ? route_by_service(e, cred.service) : NULL;
+    if (!r)
+        r = route_by_path(e, path, 0);
+    if (!r) {
+        aws_error(req, AWS_REST_JSON, 400, "UnknownOperationException",
+                  "No service of this Ignis answers %s %s", http_req_method(req), path);
+        return;
+    }
+    switch (res) {
+    case SIGV4_OK:
+        break;
+    case SIGV4_MISSING:
+        aws_error(req, r->proto, 403, "MissingAuthenticationTokenException",
+                  "Missing Authentication Token");
+        return;
+    case SIGV4_UNKNOWN_KEY:
+        aws_error(req, r->proto, 403, "UnrecognizedClientException",
+                  "The security token included in the request is invalid.");
+        return;
+    case SIGV4_EXPIRED:
+        aws_error(req, r->proto, 403, "InvalidSignatureException",
+                  "Signature expired: the request's X-Amz-Date is more than 15 minutes from "
+                  "the server's time.");
+        return;
+    case SIGV4_MALFORMED:
+        aws_error(req, r->proto, 403, "IncompleteSignatureException",
+                  "Authorization header requires 'Credential', 'Signature' and "
+                  "'SignedHeaders' parameters, and a valid X-Amz-Date.");
+        return;
+    case SIGV4_MISMATCH:
+        aws_error(req, r->proto, 403, "InvalidSignatureException",
+                  "The request signature we calculated does not match the signature you "
+                  "provided. Check your AWS Secret Access Key and signing method. Consult the "
+                  "service documentation for details.");
+        return;
+    }
+    struct edge_auth auth = {cred.access_key, cred.service, cred.region};
+    r->handle(req, &auth, r->arg);
+}
+
+struct edge *edge_new(struct loop *loop, const struct config *cfg, int listen_fd)
+{
+    struct edge *e = calloc(1, sizeof(*e));
+    if (!e)
+        return NULL;
+    e->cfg = cfg;
+    struct http_server_opts opts = {
+        .listen_fd = listen_fd,
+        .handler = handle,
+        .body_cap = body_cap,
+        .arg = e,
+        .idle_timeout_s = 300,
+    };
+    e->http = http_server_new(loop, &opts);
+    if (!e->http) {
+        free(e);
+        return NULL;
+    }
+    return e;
+}
+
+int edge_add_route(struct edge *e, const struct edge_route *route)
+{
+    if (e->nroutes == MAX_ROUTES)
+        return -ENOSPC;
+    e->routes[e->nroutes++] = *route;
+    return 0;
+}
+
+void edge_free(struct edge *e)
+{
+    if (!e)
+        return;
+    http_server_free(e->http);
+    free(e);
+}
+
+int edge_listen(const char *host, int port)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res;
+    char portstr[8];
+    snprintf(portstr, sizeof(portstr), "%d", port);
+    int rc = getaddrinfo(host, portstr, &hints, &res);
+    if (rc != 0) {
+        log_error("getaddrinfo %s: %s", host, gai_strerror(rc));
+        return -EINVAL;
+    }
+    int fd = -EADDRNOTAVAIL;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        int s = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (s < 0)
+            continue;
+        int one = 1;
+        setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (bind(s, ai->ai_addr, ai->ai_addrlen) == 0 && listen(s, 1024) == 0) {
+            fd = s;
+            break;
+        }
+        fd = -errno;
+        close(s);
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
+int edge_socket_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+        return -errno;
+    if (ss.ss_family == AF_INET)
+        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+}

@@ -1,0 +1,49 @@
+/*
+ * edge: the one public port. Accepts connections, authenticates each request
+ * with SigV4 and routes it to the AWS-compatible service it was meant for:
+ * by the credential scope's service name, else by path (Lambda's
+ * /2015-03-31/...). A few Ignis paths (code downloads with their own token)
+ * are public. Services register a route; edge knows none of them.
+ */
+#ifndef IGNIS_EDGE_EDGE_H
+#define IGNIS_EDGE_EDGE_H
+
+#include <stddef.h>
+
+#include "core/config.h"
+#include "core/loop.h"
+#include "edge/aws_error.h"
+#include "edge/http.h"
+
+struct edge;
+
+struct edge_auth {
+    const char *access_key;
+    const char *service;
+    const char *region;
+};
+
+typedef void (*edge_handler)(struct http_req *req, const struct edge_auth *auth, void *arg);
+/* Largest body this request may carry (called when headers are in). */
+typedef size_t (*edge_body_cap)(struct http_req *req, void *arg);
+
+struct edge_route {
+    const char *service;     /* SigV4 scope name, e.g. "lambda" */
+    const char *path_prefix; /* recognises unsigned requests, e.g. "/2015-03-31/" (or NULL) */
+    enum aws_protocol proto; /* how to word authentication errors */
+    int public;              /* 1: no SigV4 (the handler checks its own token) */
+    edge_handler handle;
+    edge_body_cap body_cap; /* NULL: 1 MiB */
+    void *arg;
+};
+
+struct edge *edge_new(struct loop *loop, const struct config *cfg, int listen_fd);
+int edge_add_route(struct edge *edge, const struct edge_route *route);
+void edge_free(struct edge *edge);
+
+/* Opens a listening TCP socket on host:port (port 0: any). Returns fd or -errno. */
+int edge_listen(const char *host, int port);
+/* The port a socket is bound to. */
+int edge_socket_port(int fd);
+
+#endif

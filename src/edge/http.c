@@ -1,0 +1,480 @@
+/*
+ * http: libmicrohttpd driven by our epoll loop (see http.h).
+ *
+ * MHD runs in external-epoll mode with suspend/resume allowed. The loop watches
+ * MHD's epoll fd and calls MHD_run when it is readable; because a resume made
+ * from our own callbacks does not wake that fd, http_reply marks the server
+ * dirty and a before-sleep hook runs MHD until nothing is dirty. URLs are not
+ * unescaped by MHD (SigV4 needs the raw path); query values are decoded here
+ * on demand. This file owns every struct http_req and the MHD daemons.
+ */
+#include "edge/http.h"
+
+#include <errno.h>
+#include <microhttpd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "core/log.h"
+#include "core/util.h"
+
+#define DEFAULT_BODY_CAP (1024 * 1024)
+
+struct resp_header {
+    char *name, *value;
+};
+
+struct http_req {
+    struct http_server *srv;
+    struct MHD_Connection *conn;
+    char *method;
+    char *path;
+    struct buf body;
+    size_t body_cap;
+    int too_large;
+    int dispatched;
+    int suspended;
+    /* the answer, once given */
+    int answered;
+    unsigned status;
+    struct MHD_Response *resp;
+    /* SigV4 views, built on demand */
+    struct sigv4_kv *headers, *query;
+    size_t nheaders, nquery;
+    int views_built;
+    char **decoded; /* decoded query values handed out, freed with req */
+    size_t ndecoded;
+    struct resp_header *out_headers;
+    size_t nout_headers;
+};
+
+struct http_server {
+    struct loop *loop;
+    struct MHD_Daemon *daemon;
+    int epfd;
+    int dirty;
+    struct http_server_opts opts;
+    http_conn_closed on_close;
+    void *on_close_arg;
+    struct loop_timer *tick;
+    /* suspended requests, for shutdown */
+    struct http_req **parked;
+    size_t nparked, parked_alloc;
+};
+
+static void run_daemon(struct http_server *srv)
+{
+    srv->dirty = 0;
+    if (MHD_run(srv->daemon) != MHD_YES)
+        log_warn("MHD_run failed");
+}
+
+static void on_epoll(struct loop *loop, int fd, uint32_t events, void *arg)
+{
+    (void)loop;
+    (void)fd;
+    (void)events;
+    run_daemon(arg);
+}
+
+static void before_sleep(struct loop *loop, void *arg)
+{
+    (void)loop;
+    struct http_server *srv = arg;
+    /* A resume only takes effect inside MHD_run; one run can resume more. */
+    for (int i = 0; i < 16 && srv->dirty; i++)
+        run_daemon(srv);
+}
+
+static void on_tick(struct loop *loop, void *arg)
+{
+    struct http_server *srv = arg;
+    run_daemon(srv); /* lets MHD expire idle connections */
+    srv->tick = loop_timer_add(loop, 1000, on_tick, srv);
+}
+
+/*=== Parked (suspended) requests ===*/
+
+static void park(struct http_req *req)
+{
+    struct http_server *srv = req->srv;
+    if (srv->nparked == srv->parked_alloc) {
+        size_t n = srv->parked_alloc ? srv->parked_alloc * 2 : 64;
+        struct http_req **p = realloc(srv->parked, n * sizeof(*p));
+        if (!p)
+            abort();
+        srv->parked = p;
+        srv->parked_alloc = n;
+    }
+    srv->parked[srv->nparked++] = req;
+    req->suspended = 1;
+    MHD_suspend_connection(req->conn);
+}
+
+static void unpark(struct http_req *req)
+{
+    struct http_server *srv = req->srv;
+    for (size_t i = 0; i < srv->nparked; i++) {
+        if (srv->parked[i] == req) {
+            srv->parked[i] = srv->parked[--srv->nparked];
+            break;
+        }
+    }
+    req->suspended = 0;
+    MHD_resume_connection(req->conn);
+    srv->dirty = 1;
+}
+
+/*=== Request lifecycle ===*/
+
+static void req_free(struct http_req *req)
+{
+    free(req->method);
+    free(req->path);
+    buf_release(&req->body);
+    if (req->resp)
+        MHD_destroy_response(req->resp);
+    free(req->headers);
+    free(req->query);
+    for (size_t i = 0; i < req->ndecoded; i++)
+        free(req->decoded[i]);
+    free(req->decoded);
+    for (size_t i = 0; i < req->nout_headers; i++) {
+        free(req->out_headers[i].name);
+        free(req->out_headers[i].value);
+    }
+    free(req->out_headers);
+    free(req);
+}
+
+static enum MHD_Result queue_answer(struct http_req *req)
+{
+    enum MHD_Result r = MHD_queue_response(req->conn, req->status, req->resp);
+    MHD_destroy_response(req->resp);
+    req->resp = NULL;
+    return r;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    (void)version;
+    struct http_server *srv = cls;
+    struct http_req *req = *con_cls;
+    if (!req) {
+        req = calloc(1, sizeof(*req));
+        if (!req)
+            return MHD_NO;
+        req->srv = srv;
+        req->conn = conn;
+        req->method = strdup(method);
+        req->path = strdup(url);
+        if (!req->method || !req->path) {
+            req_free(req);
+            return MHD_NO;
+        }
+        req->body_cap = srv->opts.body_cap ? srv->opts.body_cap(req, srv->opts.arg)
+                                           : DEFAULT_BODY_CAP;
+        *con_cls = req;
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        if (!req->too_large) {
+            if (req->body.len + *upload_data_size > req->body_cap) {
+                req->too_large = 1;
+                buf_release(&req->body);
+            } else if (buf_append(&req->body, upload_data, *upload_data_size) < 0) {
+                return MHD_NO;
+            }
+        }
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (req->answered)
+        return queue_answer(req);
+    if (req->dispatched)
+        return MHD_YES; /* spurious call while parked */
+    req->dispatched = 1;
+    srv->opts.handler(req, srv->opts.arg);
+    if (req->answered)
+        return queue_answer(req);
+    park(req);
+    return MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode code)
+{
+    (void)cls;
+    (void)conn;
+    (void)code;
+    struct http_req *req = *con_cls;
+    if (req) {
+        if (req->suspended) {
+            /* MHD is tearing the connection down under a parked request
+             * (daemon shutdown); nobody will answer it now. */
+            struct http_server *srv = req->srv;
+            for (size_t i = 0; i < srv->nparked; i++)
+                if (srv->parked[i] == req)
+                    srv->parked[i] = srv->parked[--srv->nparked];
+        }
+        req_free(req);
+    }
+    *con_cls = NULL;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    (void)socket_context;
+    struct http_server *srv = cls;
+    if (code != MHD_CONNECTION_NOTIFY_CLOSED || !srv->on_close)
+        return;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci)
+        srv->on_close(ci->connect_fd, srv->on_close_arg);
+}
+
+static size_t no_unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    (void)c;
+    return strlen(s);
+}
+
+/*=== Answers ===*/
+
+static void answer(struct http_req *req, unsigned status, const char *content_type,
+                   struct MHD_Response *resp)
+{
+    if (!resp)
+        abort(); /* out of memory building a response: nothing sane to do */
+    if (content_type)
+        MHD_add_response_header(resp, "Content-Type", content_type);
+    for (size_t i = 0; i < req->nout_headers; i++)
+        MHD_add_response_header(resp, req->out_headers[i].name, req->out_headers[i].value);
+    req->status = status;
+    req->resp = resp;
+    req->answered = 1;
+    if (req->suspended)
+        unpark(req);
+}
+
+void http_reply(struct http_req *req, unsigned status, const char *content_type, const void *body,
+                size_t len)
+{
+    answer(req, status, content_type,
+           MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY));
+}
+
+void http_reply_take(struct http_req *req, unsigned status, const char *content_type, char *body,
+                     size_t len)
+{
+    answer(req, status, content_type,
+           MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE));
+}
+
+void http_reply_fd(struct http_req *req, unsigned status, const char *content_type, int fd,
+                   size_t size)
+{
+    answer(req, status, content_type, MHD_create_response_from_fd(size, fd));
+}
+
+int http_req_add_header(struct http_req *req, const char *name, const char *value)
+{
+    struct resp_header *h =
+        realloc(req->out_headers, (req->nout_headers + 1) * sizeof(*req->out_headers));
+    if (!h)
+        return -ENOMEM;
+    req->out_headers = h;
+    h[req->nout_headers].name = strdup(name);
+    h[req->nout_headers].value = strdup(value);
+    req->nout_headers++;
+    return 0;
+}
+
+/*=== Accessors ===*/
+
+const char *http_req_method(const struct http_req *req)
+{
+    return req->method;
+}
+
+const char *http_req_path(const struct http_req *req)
+{
+    return req->path;
+}
+
+const char *http_req_header(const struct http_req *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *http_req_query(struct http_req *req, const char *name)
+{
+    const char *raw = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+    if (!raw) {
+        /* MHD keeps the name raw too; look for an encoded spelling. */
+        return NULL;
+    }
+    char *copy = strdup(raw);
+    char **d = realloc(req->decoded, (req->ndecoded + 1) * sizeof(*d));
+    if (!copy || !d) {
+        free(copy);
+        if (d)
+            req->decoded = d;
+        return NULL;
+    }
+    req->decoded = d;
+    d[req->ndecoded++] = copy;
+    for (char *p = copy; *p; p++)
+        if (*p == '+')
+            *p = ' ';
+    if (percent_decode(copy, strlen(copy)) < 0)
+        return NULL;
+    return copy;
+}
+
+const char *http_req_body(const struct http_req *req, size_t *len)
+{
+    if (len)
+        *len = req->body.len;
+    return req->body.data ? req->body.data : "";
+}
+
+int http_req_body_too_large(const struct http_req *req)
+{
+    return req->too_large;
+}
+
+int http_req_fd(const struct http_req *req)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    return ci ? ci->connect_fd : -1;
+}
+
+struct kv_collect {
+    struct sigv4_kv *arr;
+    size_t n, alloc;
+};
+
+static enum MHD_Result collect_kv(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  const char *value)
+{
+    (void)kind;
+    struct kv_collect *c = cls;
+    if (c->n == c->alloc) {
+        size_t n = c->alloc ? c->alloc * 2 : 16;
+        struct sigv4_kv *a = realloc(c->arr, n * sizeof(*a));
+        if (!a)
+            return MHD_NO;
+        c->arr = a;
+        c->alloc = n;
+    }
+    c->arr[c->n].name = key;
+    c->arr[c->n].value = value;
+    c->n++;
+    return MHD_YES;
+}
+
+void http_req_sigv4(struct http_req *req, struct sigv4_request *out)
+{
+    if (!req->views_built) {
+        struct kv_collect h = {0}, q = {0};
+        MHD_get_connection_values(req->conn, MHD_HEADER_KIND, collect_kv, &h);
+        MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, collect_kv, &q);
+        req->headers = h.arr;
+        req->nheaders = h.n;
+        req->query = q.arr;
+        req->nquery = q.n;
+        req->views_built = 1;
+    }
+    memset(out, 0, sizeof(*out));
+    out->method = req->method;
+    out->path = req->path;
+    out->headers = req->headers;
+    out->nheaders = req->nheaders;
+    out->query = req->query;
+    out->nquery = req->nquery;
+}
+
+/*=== Server lifecycle ===*/
+
+struct http_server *http_server_new(struct loop *loop, const struct http_server_opts *opts)
+{
+    struct http_server *srv = calloc(1, sizeof(*srv));
+    if (!srv)
+        return NULL;
+    srv->loop = loop;
+    srv->opts = *opts;
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO;
+    if (opts->listen_fd < 0)
+        flags |= MHD_USE_NO_LISTEN_SOCKET;
+    struct MHD_OptionItem options[] = {
+        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, srv},
+        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, srv},
+        {MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)no_unescape, NULL},
+        {MHD_OPTION_CONNECTION_LIMIT, 20000, NULL},
+        {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)opts->idle_timeout_s, NULL},
+        {MHD_OPTION_CONNECTION_MEMORY_LIMIT, 128 * 1024, NULL},
+        {opts->listen_fd >= 0 ? MHD_OPTION_LISTEN_SOCKET : MHD_OPTION_END, opts->listen_fd, NULL},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    srv->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_ARRAY,
+                                   options, MHD_OPTION_END);
+    if (!srv->daemon) {
+        log_error("MHD_start_daemon failed");
+        free(srv);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+    srv->epfd = di ? di->epoll_fd : -1;
+    if (srv->epfd < 0 || loop_add_fd(loop, srv->epfd, EPOLLIN, on_epoll, srv) < 0 ||
+        loop_add_before_sleep(loop, before_sleep, srv) < 0) {
+        log_error("cannot watch MHD's epoll fd");
+        MHD_stop_daemon(srv->daemon);
+        free(srv);
+        return NULL;
+    }
+    srv->tick = loop_timer_add(loop, 1000, on_tick, srv);
+    return srv;
+}
+
+void http_server_on_close(struct http_server *srv, http_conn_closed cb, void *arg)
+{
+    srv->on_close = cb;
+    srv->on_close_arg = arg;
+}
+
+int http_server_add_connection(struct http_server *srv, int fd, const struct sockaddr *addr,
+                               socklen_t len)
+{
+    if (MHD_add_connection(srv->daemon, fd, addr, len) != MHD_YES)
+        return -EIO; /* MHD closed the fd */
+    srv->dirty = 1;
+    return 0;
+}
+
+void http_server_free(struct http_server *srv)
+{
+    if (!srv)
+        return;
+    while (srv->nparked > 0) {
+        struct http_req *req = srv->parked[srv->nparked - 1];
+        http_reply(req, 503, "text/plain", "shutting down\n", 14);
+    }
+    for (int i = 0; i < 4; i++)
+        run_daemon(srv);
+    loop_del_fd(srv->loop, srv->epfd);
+    loop_timer_cancel(srv->loop, srv->tick);
+    MHD_stop_daemon(srv->daemon);
+    free(srv->parked);
+    free(srv);
+}

@@ -1,0 +1,1047 @@
+/*
+ * pool: function instances and the invocations they serve (see pool.h).
+ *
+ * An instance is one process running a Lambda runtime (a bootstrap) with its
+ * own Runtime API listener on loopback; the connections the runtime opens to
+ * it are handed to one shared libmicrohttpd server and mapped back to their
+ * instance by socket fd. Instance states: STARTING (spawned, has not asked
+ * for work yet), IDLE (its GET /next is parked), BUSY (an invocation is out),
+ * and between BUSY and IDLE it has answered but not asked again. Output of
+ * the process (stdout and stderr, one pipe) is split into lines and written
+ * to its log stream; the pipe is drained before END/REPORT are written, which
+ * is why runtimes flush their output before posting a response. Process exit
+ * is watched through a pidfd. This file owns instances, their fds and
+ * processes, the per-function queues, and the Runtime API server.
+ */
+#include "exec/pool.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "edge/http.h"
+
+#define RUNTIME_API_PREFIX "/2018-06-01/runtime/"
+#define MAX_RESPONSE_BYTES 6291556 /* Lambda's sync response limit */
+#define LOG_TAIL_BYTES 4096
+#define MAX_LOG_LINE (256 * 1024)
+#define INIT_TIMEOUT_MS 10000
+#define DEFAULT_MAX_INSTANCES 64
+#define MAX_CONNS_PER_INSTANCE 4
+
+enum instance_state { INST_STARTING, INST_IDLE, INST_BUSY, INST_BETWEEN };
+
+struct instance {
+    struct pool *pool;
+    struct pool_fn *fn;
+    enum instance_state state;
+    pid_t pid;
+    int pidfd, listen_fd, out_fd, status_fd;
+    int conns[MAX_CONNS_PER_INSTANCE];
+    struct http_req *next_req; /* parked GET /next */
+    struct invocation *current;
+    struct buf out_partial; /* output up to the next newline */
+    struct buf init_error;  /* JSON posted to /init/error */
+    char init_error_type[128];
+    char stream_name[96];
+    struct logstream *log;
+    int64_t spawn_us;
+    double init_ms;
+    int report_init; /* the next REPORT carries Init Duration */
+    int killed;
+    struct loop_timer *init_timer;
+    struct instance *next_idle;
+    struct instance *prev, *next; /* all instances of the pool */
+};
+
+struct pool_fn {
+    struct pool *pool;
+    char *name, *version, *arn, *log_group, *cwd;
+    char **argv, **envp;
+    unsigned timeout_ms, memory_mb, max_instances;
+    int retired;
+    struct instance *idle; /* stack: most recently used first */
+    struct invocation *queue_head, *queue_tail;
+    unsigned nqueue, ninstances, nstarting;
+};
+
+struct pool {
+    struct loop *loop;
+    struct logstore *logs;
+    struct http_server *rt;
+    struct instance **by_fd;
+    int nby_fd;
+    struct instance *all;
+    struct pool_stats stats;
+};
+
+static void instance_kill(struct instance *inst);
+static void maybe_spawn(struct pool_fn *fn);
+static void fn_maybe_free(struct pool_fn *fn);
+
+/*=== Small helpers ===*/
+
+static char **strv_dup(char *const *v, size_t extra)
+{
+    size_t n = 0;
+    while (v && v[n])
+        n++;
+    char **out = calloc(n + extra + 1, sizeof(*out));
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        out[i] = strdup(v[i]);
+    return out;
+}
+
+static void strv_free(char **v)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        free(v[i]);
+    free(v);
+}
+
+static void json_error(struct buf *out, const char *type, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void json_error(struct buf *out, const char *type, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    json_t *doc = json_pack("{s:s, s:s}", "errorType", type, "errorMessage", msg);
+    char *text = json_dumps(doc, JSON_COMPACT);
+    buf_reset(out);
+    if (text)
+        buf_puts(out, text);
+    free(text);
+    json_decref(doc);
+}
+
+/*=== Logs ===*/
+
+static void log_line(struct instance *inst, const char *msg, size_t len)
+{
+    logstream_put(inst->log, now_ms(), msg, len);
+    struct invocation *inv = inst->current;
+    if (inv && inv->want_log_tail) {
+        buf_append(&inv->log_tail, msg, len);
+        buf_putc(&inv->log_tail, '\n');
+        if (inv->log_tail.len > 4 * LOG_TAIL_BYTES)
+            buf_consume(&inv->log_tail, inv->log_tail.len - LOG_TAIL_BYTES);
+    }
+}
+
+static void log_printf(struct instance *inst, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void log_printf(struct instance *inst, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (n > (int)sizeof(line) - 1)
+        n = sizeof(line) - 1;
+    log_line(inst, line, (size_t)n);
+}
+
+/* Reads what the process wrote so far and logs its complete lines. */
+static void drain_output(struct instance *inst, int final)
+{
+    char chunk[65536];
+    while (inst->out_fd >= 0) {
+        ssize_t n = read(inst->out_fd, chunk, sizeof(chunk));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        buf_append(&inst->out_partial, chunk, (size_t)n);
+        size_t start = 0;
+        for (size_t i = 0; i < inst->out_partial.len; i++) {
+            if (inst->out_partial.data[i] == '\n') {
+                log_line(inst, inst->out_partial.data + start, i - start);
+                start = i + 1;
+            }
+        }
+        buf_consume(&inst->out_partial, start);
+        if (inst->out_partial.len > MAX_LOG_LINE) {
+            log_line(inst, inst->out_partial.data, inst->out_partial.len);
+            buf_reset(&inst->out_partial);
+        }
+        if ((size_t)n < sizeof(chunk))
+            break;
+    }
+    if (final && inst->out_partial.len > 0) {
+        log_line(inst, inst->out_partial.data, inst->out_partial.len);
+        buf_reset(&inst->out_partial);
+    }
+}
+
+static void on_output(struct loop *loop, int fd, uint32_t events, void *arg)
+{
+    (void)loop;
+    (void)fd;
+    struct instance *inst = arg;
+    drain_output(inst, 0);
+    if (events & (EPOLLHUP | EPOLLERR)) {
+        /* the process closed its output; exit is handled through the pidfd */
+        loop_del_fd(inst->pool->loop, inst->out_fd);
+    }
+}
+
+static unsigned max_memory_used_mb(struct instance *inst)
+{
+    if (inst->status_fd < 0)
+        return 0;
+    char text[4096];
+    ssize_t n = pread(inst->status_fd, text, sizeof(text) - 1, 0);
+    if (n <= 0)
+        return 0;
+    text[n] = '\0';
+    const char *p = strstr(text, "VmHWM:");
+    if (!p)
+        return 0;
+    long kb = strtol(p + 6, NULL, 10);
+    return (unsigned)((kb + 1023) / 1024);
+}
+
+/*=== Finishing invocations ===*/
+
+static void write_report(struct instance *inst, struct invocation *inv, const char *status)
+{
+    double dur_ms = (double)(mono_us() - inv->start_us) / 1000.0;
+    long long billed = (long long)dur_ms + ((double)(long long)dur_ms < dur_ms ? 1 : 0);
+    if (billed < 1)
+        billed = 1;
+    char init[64] = "", st[64] = "";
+    if (inst && inst->report_init) {
+        snprintf(init, sizeof(init), "\tInit Duration: %.2f ms", inst->init_ms);
+        inst->report_init = 0;
+    }
+    if (status)
+        snprintf(st, sizeof(st), "\tStatus: %s", status);
+    log_printf(inst, "END RequestId: %s", inv->request_id);
+    log_printf(inst,
+               "REPORT RequestId: %s\tDuration: %.2f ms\tBilled Duration: %lld ms\tMemory Size: "
+               "%u MB\tMax Memory Used: %u MB%s%s",
+               inv->request_id, dur_ms, billed, inv->fn->memory_mb, max_memory_used_mb(inst),
+               init, st);
+}
+
+/* Hands the outcome to the caller. inst may be NULL (never dispatched). */
+static void complete(struct invocation *inv, enum invocation_outcome outcome)
+{
+    if (inv->timer) {
+        loop_timer_cancel(inv->fn->pool->loop, inv->timer);
+        inv->timer = NULL;
+    }
+    if (inv->log_tail.len > LOG_TAIL_BYTES)
+        buf_consume(&inv->log_tail, inv->log_tail.len - LOG_TAIL_BYTES);
+    inv->outcome = outcome;
+    inv->executed_version = inv->fn->version;
+    inv->inst = NULL;
+    inv->fn->pool->stats.invocations++;
+    inv->done(inv, inv->done_arg);
+}
+
+static void finish_current(struct instance *inst, enum invocation_outcome outcome,
+                           const char *status)
+{
+    struct invocation *inv = inst->current;
+    drain_output(inst, 0);
+    write_report(inst, inv, status);
+    inst->current = NULL;
+    inst->state = INST_BETWEEN;
+    complete(inv, outcome);
+}
+
+/*=== Dispatch ===*/
+
+static void on_timeout(struct loop *loop, void *arg)
+{
+    (void)loop;
+    struct invocation *inv = arg;
+    inv->timer = NULL;
+    struct instance *inst = inv->inst;
+    double secs = inv->fn->timeout_ms / 1000.0;
+    char ts[32];
+    format_iso8601_ms(now_ms(), ts);
+    drain_output(inst, 1);
+    log_printf(inst, "%s %s Task timed out after %.2f seconds", ts, inv->request_id, secs);
+    json_error(&inv->result, "Sandbox.Timedout", "RequestId: %s Error: Task timed out after %.2f seconds",
+               inv->request_id, secs);
+    finish_current(inst, INVOCATION_FUNCTION_ERROR, "timeout");
+    instance_kill(inst);
+}
+
+static void trace_id(char out[96])
+{
+    unsigned char r[20];
+    random_bytes(r, sizeof(r));
+    char a[25], b[17];
+    hex_encode(r, 12, a);
+    hex_encode(r + 12, 8, b);
+    snprintf(out, 96, "Root=1-%08lx-%s;Parent=%s;Sampled=0", (unsigned long)(now_ms() / 1000), a,
+             b);
+}
+
+static void dispatch(struct instance *inst, struct invocation *inv)
+{
+    struct http_req *req = inst->next_req;
+    inst->next_req = NULL;
+    inst->current = inv;
+    inst->state = INST_BUSY;
+    inv->inst = inst;
+    inv->start_us = mono_us();
+    inv->deadline_ms = now_ms() + inst->fn->timeout_ms;
+    log_printf(inst, "START RequestId: %s Version: %s", inv->request_id, inst->fn->version);
+    inv->timer = loop_timer_add(inst->pool->loop, inst->fn->timeout_ms, on_timeout, inv);
+
+    char deadline[24], trace[96];
+    snprintf(deadline, sizeof(deadline), "%lld", (long long)inv->deadline_ms);
+    trace_id(trace);
+    http_req_add_header(req, "Lambda-Runtime-Aws-Request-Id", inv->request_id);
+    http_req_add_header(req, "Lambda-Runtime-Deadline-Ms", deadline);
+    http_req_add_header(req, "Lambda-Runtime-Invoked-Function-Arn", inst->fn->arn);
+    http_req_add_header(req, "Lambda-Runtime-Trace-Id", trace);
+    if (inv->client_context)
+        http_req_add_header(req, "Lambda-Runtime-Client-Context", inv->client_context);
+    if (inv->cognito_identity)
+        http_req_add_header(req, "Lambda-Runtime-Cognito-Identity", inv->cognito_identity);
+    http_reply(req, 200, "application/json", inv->payload.data ? inv->payload.data : "",
+               inv->payload.len);
+}
+
+static struct invocation *dequeue(struct pool_fn *fn)
+{
+    struct invocation *inv = fn->queue_head;
+    if (inv) {
+        fn->queue_head = inv->next;
+        if (!fn->queue_head)
+            fn->queue_tail = NULL;
+        inv->next = NULL;
+        fn->nqueue--;
+    }
+    return inv;
+}
+
+void pool_invoke(struct pool_fn *fn, struct invocation *inv)
+{
+    inv->fn = fn;
+    struct instance *inst = fn->idle;
+    if (inst) {
+        fn->idle = inst->next_idle;
+        inst->next_idle = NULL;
+        dispatch(inst, inv);
+        return;
+    }
+    if (fn->queue_tail)
+        fn->queue_tail->next = inv;
+    else
+        fn->queue_head = inv;
+    fn->queue_tail = inv;
+    fn->nqueue++;
+    maybe_spawn(fn);
+}
+
+/*=== Instance lifecycle ===*/
+
+static void on_init_timeout(struct loop *loop, void *arg)
+{
+    (void)loop;
+    struct instance *inst = arg;
+    inst->init_timer = NULL;
+    log_printf(inst, "INIT_REPORT Init Duration: %.2f ms\tPhase: init\tStatus: timeout",
+               (double)(mono_us() - inst->spawn_us) / 1000.0);
+    snprintf(inst->init_error_type, sizeof(inst->init_error_type), "Sandbox.Timedout");
+    instance_kill(inst);
+}
+
+static void remove_idle(struct instance *inst)
+{
+    for (struct instance **pp = &inst->fn->idle; *pp; pp = &(*pp)->next_idle) {
+        if (*pp == inst) {
+            *pp = inst->next_idle;
+            break;
+        }
+    }
+    inst->next_idle = NULL;
+}
+
+static void exit_description(int status, char *out, size_t size)
+{
+    if (WIFSIGNALED(status))
+        snprintf(out, size, "signal: %s", WTERMSIG(status) == SIGKILL ? "killed"
+                                                                      : strsignal(WTERMSIG(status)));
+    else
+        snprintf(out, size, "exit status %d", WEXITSTATUS(status));
+}
+
+/* The process is gone: answer whatever it owed, release everything. */
+static void instance_reap(struct instance *inst, int status)
+{
+    struct pool *pool = inst->pool;
+    struct pool_fn *fn = inst->fn;
+    drain_output(inst, 1);
+    char how[64];
+    exit_description(status, how, sizeof(how));
+
+    if (inst->current) {
+        struct invocation *inv = inst->current;
+        json_error(&inv->result, "Runtime.ExitError",
+                   "RequestId: %s Error: Runtime exited with error: %s", inv->request_id, how);
+        log_printf(inst, "RequestId: %s Error: Runtime exited with error: %s\nRuntime.ExitError",
+                   inv->request_id, how);
+        finish_current(inst, INVOCATION_FUNCTION_ERROR, "error");
+    } else if (inst->state == INST_STARTING) {
+        /* Init failed: the invocation that caused this start gets the error. */
+        fn->nstarting--;
+        struct invocation *inv = dequeue(fn);
+        if (!inst->killed || inst->init_error_type[0]) {
+            if (inst->init_error.len == 0 || !inst->init_error_type[0] ||
+                strcmp(inst->init_error_type, "Sandbox.Timedout") == 0)
+                log_printf(inst, "INIT_REPORT Init Duration: %.2f ms\tPhase: init\tStatus: error",
+                           (double)(mono_us() - inst->spawn_us) / 1000.0);
+        }
+        if (inv) {
+            inv->inst = inst;
+            inst->current = inv;
+            inv->start_us = mono_us();
+            log_printf(inst, "START RequestId: %s Version: %s", inv->request_id, fn->version);
+            if (inst->init_error.len > 0) {
+                buf_reset(&inv->result);
+                buf_append(&inv->result, inst->init_error.data, inst->init_error.len);
+            } else if (strcmp(inst->init_error_type, "Sandbox.Timedout") == 0) {
+                json_error(&inv->result, "Sandbox.Timedout",
+                           "RequestId: %s Error: Task timed out after %.2f seconds",
+                           inv->request_id, INIT_TIMEOUT_MS / 1000.0);
+            } else if (strcmp(inst->init_error_type, "Runtime.InvalidEntrypoint") == 0) {
+                json_error(&inv->result, "Runtime.InvalidEntrypoint",
+                           "RequestId: %s Error: Couldn't find valid bootstrap(s): [%s]",
+                           inv->request_id, fn->argv[0]);
+            } else {
+                json_error(&inv->result, "Runtime.ExitError",
+                           "RequestId: %s Error: Runtime exited with error: %s", inv->request_id,
+                           how);
+            }
+            finish_current(inst, INVOCATION_FUNCTION_ERROR, "error");
+        }
+    }
+    if (inst->next_req) {
+        struct http_req *req = inst->next_req;
+        inst->next_req = NULL;
+        http_reply(req, 500, "application/json", "{}", 2);
+    }
+    if (inst->state == INST_IDLE)
+        remove_idle(inst);
+    if (inst->init_timer)
+        loop_timer_cancel(pool->loop, inst->init_timer);
+
+    /* release */
+    for (int i = 0; i < MAX_CONNS_PER_INSTANCE; i++)
+        if (inst->conns[i] >= 0 && inst->conns[i] < pool->nby_fd)
+            pool->by_fd[inst->conns[i]] = NULL;
+    loop_del_fd(pool->loop, inst->pidfd);
+    close(inst->pidfd);
+    if (inst->listen_fd >= 0) {
+        loop_del_fd(pool->loop, inst->listen_fd);
+        close(inst->listen_fd);
+    }
+    if (inst->out_fd >= 0) {
+        loop_del_fd(pool->loop, inst->out_fd);
+        close(inst->out_fd);
+    }
+    if (inst->status_fd >= 0)
+        close(inst->status_fd);
+    logstore_stream_close(pool->logs, inst->log);
+    buf_release(&inst->out_partial);
+    buf_release(&inst->init_error);
+    if (inst->prev)
+        inst->prev->next = inst->next;
+    else
+        pool->all = inst->next;
+    if (inst->next)
+        inst->next->prev = inst->prev;
+    fn->ninstances--;
+    free(inst);
+    maybe_spawn(fn);
+    fn_maybe_free(fn);
+}
+
+static void on_pidfd(struct loop *loop, int fd, uint32_t events, void *arg)
+{
+    (void)loop;
+    (void)fd;
+    (void)events;
+    struct instance *inst = arg;
+    int status = 0;
+    pid_t r;
+    do
+        r = waitpid(inst->pid, &status, WNOHANG);
+    while (r < 0 && errno == EINTR);
+    if (r == 0)
+        return;
+    instance_reap(inst, status);
+}
+
+static void instance_kill(struct instance *inst)
+{
+    if (inst->killed)
+        return;
+    inst->killed = 1;
+    kill(-inst->pid, SIGKILL);
+    kill(inst->pid, SIGKILL);
+}
+
+static void on_accept(struct loop *loop, int fd, uint32_t events, void *arg)
+{
+    (void)loop;
+    (void)events;
+    struct instance *inst = arg;
+    struct pool *pool = inst->pool;
+    for (;;) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        int c = accept4(fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (c < 0)
+            return;
+        int slot = -1;
+        for (int i = 0; i < MAX_CONNS_PER_INSTANCE; i++)
+            if (inst->conns[i] < 0 || inst->conns[i] >= pool->nby_fd ||
+                pool->by_fd[inst->conns[i]] != inst)
+                slot = i;
+        if (slot < 0) {
+            close(c); /* a runtime needs one connection, a few at most */
+            continue;
+        }
+        if (c >= pool->nby_fd) {
+            int n = pool->nby_fd ? pool->nby_fd : 256;
+            while (n <= c)
+                n *= 2;
+            struct instance **m = realloc(pool->by_fd, (size_t)n * sizeof(*m));
+            if (!m) {
+                close(c);
+                continue;
+            }
+            memset(m + pool->nby_fd, 0, (size_t)(n - pool->nby_fd) * sizeof(*m));
+            pool->by_fd = m;
+            pool->nby_fd = n;
+        }
+        int one = 1;
+        setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        pool->by_fd[c] = inst;
+        inst->conns[slot] = c;
+        if (http_server_add_connection(pool->rt, c, (struct sockaddr *)&ss, len) < 0)
+            pool->by_fd[c] = NULL;
+    }
+}
+
+static void on_conn_closed(int fd, void *arg)
+{
+    struct pool *pool = arg;
+    if (fd >= 0 && fd < pool->nby_fd)
+        pool->by_fd[fd] = NULL;
+}
+
+static int open_listener(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -errno;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 16) < 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) < 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+static void stream_name(const char *version, char out[96])
+{
+    unsigned char r[16];
+    char hex[33], day[16];
+    random_bytes(r, sizeof(r));
+    hex_encode(r, 16, hex);
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(day, sizeof(day), "%Y/%m/%d", &tm);
+    snprintf(out, 96, "%s/[%.16s]%s", day, version, hex);
+}
+
+static int spawn(struct pool_fn *fn)
+{
+    struct pool *pool = fn->pool;
+    struct instance *inst = calloc(1, sizeof(*inst));
+    if (!inst)
+        return -ENOMEM;
+    inst->pool = pool;
+    inst->fn = fn;
+    inst->pidfd = inst->listen_fd = inst->out_fd = inst->status_fd = -1;
+    for (int i = 0; i < MAX_CONNS_PER_INSTANCE; i++)
+        inst->conns[i] = -1;
+    int out[2] = {-1, -1}, report[2] = {-1, -1}, port = 0, rc;
+    char **envp = NULL;
+
+    rc = open_listener(&port);
+    if (rc < 0)
+        goto error;
+    inst->listen_fd = rc;
+    if (pipe2(out, O_CLOEXEC) < 0 || pipe2(report, O_CLOEXEC) < 0) {
+        rc = -errno;
+        goto error;
+    }
+    stream_name(fn->version, inst->stream_name);
+    size_t n = 0;
+    while (fn->envp[n])
+        n++;
+    envp = strv_dup(fn->envp, 2);
+    if (!envp) {
+        rc = -ENOMEM;
+        goto error;
+    }
+    if (asprintf(&envp[n], "AWS_LAMBDA_RUNTIME_API=127.0.0.1:%d", port) < 0 ||
+        asprintf(&envp[n + 1], "AWS_LAMBDA_LOG_STREAM_NAME=%s", inst->stream_name) < 0) {
+        rc = -ENOMEM;
+        goto error;
+    }
+    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    inst->spawn_us = mono_us();
+    pid_t pid = fork();
+    if (pid < 0) {
+        rc = -errno;
+        if (devnull >= 0)
+            close(devnull);
+        goto error;
+    }
+    if (pid == 0) {
+        /* child: async-signal-safe calls only */
+        setpgid(0, 0);
+        struct sigaction dfl = {.sa_handler = SIG_DFL};
+        sigaction(SIGPIPE, &dfl, NULL);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        if (devnull >= 0)
+            dup2(devnull, 0);
+        dup2(out[1], 1);
+        dup2(out[1], 2);
+        int err = 0;
+        if (chdir(fn->cwd) < 0)
+            err = errno;
+        else {
+            execve(fn->argv[0], fn->argv, envp);
+            err = errno;
+        }
+        ssize_t w = write(report[1], &err, sizeof(err));
+        (void)w;
+        _exit(127);
+    }
+    if (devnull >= 0)
+        close(devnull);
+    close(out[1]);
+    out[1] = -1;
+    close(report[1]);
+    report[1] = -1;
+    inst->pid = pid;
+    inst->out_fd = out[0];
+    out[0] = -1;
+    int child_err = 0;
+    ssize_t got;
+    do
+        got = read(report[0], &child_err, sizeof(child_err));
+    while (got < 0 && errno == EINTR);
+    close(report[0]);
+    report[0] = -1;
+    if (got == sizeof(child_err) && child_err != 0)
+        snprintf(inst->init_error_type, sizeof(inst->init_error_type), "%s",
+                 child_err == ENOENT || child_err == EACCES || child_err == ENOEXEC
+                     ? "Runtime.InvalidEntrypoint"
+                     : "Runtime.ExitError");
+    strv_free(envp);
+    envp = NULL;
+
+    inst->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (inst->pidfd < 0) {
+        rc = -errno;
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        goto error;
+    }
+    fcntl(inst->pidfd, F_SETFD, FD_CLOEXEC);
+    fcntl(inst->out_fd, F_SETFL, O_NONBLOCK);
+    char status_path[64];
+    snprintf(status_path, sizeof(status_path), "/proc/%d/status", (int)pid);
+    inst->status_fd = open(status_path, O_RDONLY | O_CLOEXEC);
+    inst->log = logstore_stream(pool->logs, fn->log_group, inst->stream_name);
+    loop_add_fd(pool->loop, inst->pidfd, EPOLLIN, on_pidfd, inst);
+    loop_add_fd(pool->loop, inst->listen_fd, EPOLLIN, on_accept, inst);
+    loop_add_fd(pool->loop, inst->out_fd, EPOLLIN, on_output, inst);
+    inst->init_timer = loop_timer_add(pool->loop, INIT_TIMEOUT_MS, on_init_timeout, inst);
+    inst->state = INST_STARTING;
+    inst->next = pool->all;
+    if (pool->all)
+        pool->all->prev = inst;
+    pool->all = inst;
+    fn->ninstances++;
+    fn->nstarting++;
+    pool->stats.cold_starts++;
+    return 0;
+error:
+    log_error("cannot start an instance of %s: %s", fn->name, strerror(-rc));
+    for (int i = 0; i < 2; i++) {
+        if (out[i] >= 0)
+            close(out[i]);
+        if (report[i] >= 0)
+            close(report[i]);
+    }
+    if (inst->listen_fd >= 0)
+        close(inst->listen_fd);
+    if (inst->out_fd >= 0)
+        close(inst->out_fd);
+    strv_free(envp);
+    free(inst);
+    return rc;
+}
+
+static void maybe_spawn(struct pool_fn *fn)
+{
+    unsigned max = fn->max_instances ? fn->max_instances : DEFAULT_MAX_INSTANCES;
+    while (fn->nstarting < fn->nqueue && fn->ninstances < max) {
+        if (spawn(fn) < 0) {
+            struct invocation *inv = dequeue(fn);
+            json_error(&inv->result, "Runtime.Unknown",
+                       "RequestId: %s Error: could not start the runtime", inv->request_id);
+            inv->start_us = mono_us();
+            complete(inv, INVOCATION_FUNCTION_ERROR);
+        }
+    }
+}
+
+/*=== Runtime API ===*/
+
+static void rt_error(struct http_req *req, unsigned status, const char *type, const char *msg)
+{
+    char body[512];
+    int n = snprintf(body, sizeof(body), "{\"errorMessage\":\"%s\",\"errorType\":\"%s\"}", msg,
+                     type);
+    http_reply(req, status, "application/json", body, (size_t)n);
+}
+
+static void rt_next(struct instance *inst, struct http_req *req)
+{
+    struct pool_fn *fn = inst->fn;
+    if (inst->next_req) {
+        rt_error(req, 400, "InvalidRequest", "GET /next is already pending");
+        return;
+    }
+    if (inst->state == INST_STARTING) {
+        inst->init_ms = (double)(mono_us() - inst->spawn_us) / 1000.0;
+        inst->report_init = 1;
+        fn->nstarting--;
+        if (inst->init_timer) {
+            loop_timer_cancel(inst->pool->loop, inst->init_timer);
+            inst->init_timer = NULL;
+        }
+    }
+    if (inst->current) {
+        /* asked for more work without answering: the runtime lost it */
+        struct invocation *inv = inst->current;
+        json_error(&inv->result, "Runtime.Unknown",
+                   "RequestId: %s Error: the runtime asked for the next event without answering",
+                   inv->request_id);
+        finish_current(inst, INVOCATION_FUNCTION_ERROR, "error");
+    }
+    inst->next_req = req;
+    struct invocation *inv = dequeue(fn);
+    if (inv) {
+        dispatch(inst, inv);
+        return;
+    }
+    if (fn->retired) {
+        inst->state = INST_IDLE;
+        instance_kill(inst);
+        return;
+    }
+    inst->state = INST_IDLE;
+    inst->next_idle = fn->idle;
+    fn->idle = inst;
+}
+
+static void rt_result(struct instance *inst, struct http_req *req, const char *id, int is_error)
+{
+    struct invocation *inv = inst->current;
+    if (!inv || strcmp(inv->request_id, id) != 0) {
+        rt_error(req, 400, "InvalidRequestID", "Invalid request ID");
+        return;
+    }
+    buf_reset(&inv->result);
+    if (http_req_body_too_large(req)) {
+        json_error(&inv->result, "Function.ResponseSizeTooLarge",
+                   "Response payload size exceeded maximum allowed payload size (%d bytes).",
+                   MAX_RESPONSE_BYTES);
+        rt_error(req, 413, "RequestEntityTooLarge",
+                 "Exceeded maximum allowed payload size (6291556 bytes).");
+        finish_current(inst, INVOCATION_FUNCTION_ERROR, NULL);
+        return;
+    }
+    size_t len;
+    const char *body = http_req_body(req, &len);
+    if (is_error) {
+        json_t *doc = json_loadb(body, len, 0, NULL);
+        if (json_is_object(doc)) {
+            buf_append(&inv->result, body, len);
+        } else {
+            const char *type = http_req_header(req, "Lambda-Runtime-Function-Error-Type");
+            json_error(&inv->result, type ? type : "Unhandled", "%.*s", (int)(len > 900 ? 900 : len),
+                       body);
+        }
+        json_decref(doc);
+    } else {
+        buf_append(&inv->result, body, len);
+    }
+    http_reply(req, 202, "application/json", "{\"status\":\"OK\"}", 15);
+    finish_current(inst, is_error ? INVOCATION_FUNCTION_ERROR : INVOCATION_OK, NULL);
+}
+
+static void rt_init_error(struct instance *inst, struct http_req *req)
+{
+    if (inst->state != INST_STARTING) {
+        rt_error(req, 403, "InvalidStateTransition", "State transition from Ready to InitError failed");
+        return;
+    }
+    size_t len;
+    const char *body = http_req_body(req, &len);
+    const char *type = http_req_header(req, "Lambda-Runtime-Function-Error-Type");
+    json_t *doc = json_loadb(body, len, 0, NULL);
+    buf_reset(&inst->init_error);
+    if (json_is_object(doc)) {
+        buf_append(&inst->init_error, body, len);
+        const char *t = json_string_value(json_object_get(doc, "errorType"));
+        if (t)
+            type = t;
+    } else {
+        json_error(&inst->init_error, type ? type : "Runtime.Unknown", "%.*s",
+                   (int)(len > 900 ? 900 : len), body);
+    }
+    json_decref(doc);
+    snprintf(inst->init_error_type, sizeof(inst->init_error_type), "%s",
+             type ? type : "Runtime.Unknown");
+    log_printf(inst, "INIT_REPORT Init Duration: %.2f ms\tPhase: init\tStatus: error\tError Type: %s",
+               (double)(mono_us() - inst->spawn_us) / 1000.0, inst->init_error_type);
+    http_reply(req, 202, "application/json", "{\"status\":\"OK\"}", 15);
+}
+
+static size_t rt_body_cap(struct http_req *req, void *arg)
+{
+    (void)req;
+    (void)arg;
+    return MAX_RESPONSE_BYTES;
+}
+
+static void rt_handle(struct http_req *req, void *arg)
+{
+    struct pool *pool = arg;
+    int fd = http_req_fd(req);
+    struct instance *inst = fd >= 0 && fd < pool->nby_fd ? pool->by_fd[fd] : NULL;
+    if (!inst) {
+        rt_error(req, 403, "Forbidden", "unknown connection");
+        return;
+    }
+    const char *path = http_req_path(req);
+    const char *method = http_req_method(req);
+    if (!str_has_prefix(path, RUNTIME_API_PREFIX)) {
+        rt_error(req, 404, "NotFound", "not a Runtime API path");
+        return;
+    }
+    const char *rest = path + strlen(RUNTIME_API_PREFIX);
+    if (strcmp(rest, "invocation/next") == 0) {
+        if (strcmp(method, "GET") != 0) {
+            rt_error(req, 405, "MethodNotAllowed", "use GET");
+            return;
+        }
+        rt_next(inst, req);
+        return;
+    }
+    if (strcmp(rest, "init/error") == 0 && strcmp(method, "POST") == 0) {
+        rt_init_error(inst, req);
+        return;
+    }
+    if (str_has_prefix(rest, "invocation/") && strcmp(method, "POST") == 0) {
+        const char *id = rest + strlen("invocation/");
+        const char *slash = strchr(id, '/');
+        if (slash && (size_t)(slash - id) < 64) {
+            char rid[64];
+            memcpy(rid, id, (size_t)(slash - id));
+            rid[slash - id] = '\0';
+            if (strcmp(slash, "/response") == 0) {
+                rt_result(inst, req, rid, 0);
+                return;
+            }
+            if (strcmp(slash, "/error") == 0) {
+                rt_result(inst, req, rid, 1);
+                return;
+            }
+        }
+    }
+    rt_error(req, 404, "NotFound", "unknown Runtime API path");
+}
+
+/*=== Functions ===*/
+
+struct pool_fn *pool_fn_new(struct pool *pool, const struct pool_fn_spec *spec)
+{
+    struct pool_fn *fn = calloc(1, sizeof(*fn));
+    if (!fn)
+        return NULL;
+    fn->pool = pool;
+    fn->name = strdup(spec->name);
+    fn->version = strdup(spec->version);
+    fn->arn = strdup(spec->arn);
+    fn->log_group = strdup(spec->log_group);
+    fn->cwd = strdup(spec->cwd);
+    fn->argv = strv_dup(spec->argv, 0);
+    fn->envp = strv_dup(spec->envp, 0);
+    fn->timeout_ms = spec->timeout_ms;
+    fn->memory_mb = spec->memory_mb;
+    fn->max_instances = spec->max_instances;
+    return fn;
+}
+
+static void fn_maybe_free(struct pool_fn *fn)
+{
+    if (!fn->retired || fn->ninstances > 0 || fn->queue_head)
+        return;
+    free(fn->name);
+    free(fn->version);
+    free(fn->arn);
+    free(fn->log_group);
+    free(fn->cwd);
+    strv_free(fn->argv);
+    strv_free(fn->envp);
+    free(fn);
+}
+
+void pool_fn_retire(struct pool_fn *fn)
+{
+    fn->retired = 1;
+    struct instance *inst = fn->idle;
+    fn->idle = NULL;
+    while (inst) {
+        struct instance *next = inst->next_idle;
+        inst->next_idle = NULL;
+        instance_kill(inst);
+        inst = next;
+    }
+    for (struct instance *i = fn->pool->all; i; i = i->next)
+        if (i->fn == fn && i->state == INST_STARTING && !fn->queue_head)
+            instance_kill(i);
+    fn_maybe_free(fn);
+}
+
+/*=== Invocations ===*/
+
+struct invocation *invocation_new(void)
+{
+    struct invocation *inv = calloc(1, sizeof(*inv));
+    if (!inv)
+        return NULL;
+    uuid_v4(inv->request_id);
+    buf_init(&inv->payload, 0);
+    buf_init(&inv->result, 0);
+    buf_init(&inv->log_tail, 0);
+    return inv;
+}
+
+void invocation_free(struct invocation *inv)
+{
+    if (!inv)
+        return;
+    buf_release(&inv->payload);
+    buf_release(&inv->result);
+    buf_release(&inv->log_tail);
+    free(inv->client_context);
+    free(inv->cognito_identity);
+    free(inv);
+}
+
+/*=== Pool ===*/
+
+struct pool *pool_new(struct loop *loop, struct logstore *logs)
+{
+    struct pool *pool = calloc(1, sizeof(*pool));
+    if (!pool)
+        return NULL;
+    pool->loop = loop;
+    pool->logs = logs;
+    struct http_server_opts opts = {
+        .listen_fd = -1,
+        .handler = rt_handle,
+        .body_cap = rt_body_cap,
+        .arg = pool,
+    };
+    pool->rt = http_server_new(loop, &opts);
+    if (!pool->rt) {
+        free(pool);
+        return NULL;
+    }
+    http_server_on_close(pool->rt, on_conn_closed, pool);
+    return pool;
+}
+
+void pool_free(struct pool *pool)
+{
+    if (!pool)
+        return;
+    /* Kill and reap synchronously: nothing runs after shutdown. */
+    while (pool->all) {
+        struct instance *inst = pool->all;
+        struct pool_fn *fn = inst->fn;
+        fn->retired = 1;
+        instance_kill(inst);
+        int status = 0;
+        while (waitpid(inst->pid, &status, 0) < 0 && errno == EINTR)
+            ;
+        /* answer queued invocations of this function as failed */
+        instance_reap(inst, status);
+    }
+    http_server_free(pool->rt);
+    free(pool->by_fd);
+    free(pool);
+}
+
+void pool_get_stats(struct pool *pool, struct pool_stats *out)
+{
+    *out = pool->stats;
+    out->instances = out->idle = out->busy = out->starting = 0;
+    for (struct instance *i = pool->all; i; i = i->next) {
+        out->instances++;
+        if (i->state == INST_IDLE)
+            out->idle++;
+        else if (i->state == INST_STARTING)
+            out->starting++;
+        else
+            out->busy++;
+    }
+}

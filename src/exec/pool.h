@@ -1,0 +1,91 @@
+/*
+ * pool: runs functions. Keeps warm instances per function, starts new ones
+ * on demand (cold), hands each invocation to an idle instance through the
+ * Lambda Runtime API, enforces the timeout, captures the instance's output
+ * into its log stream with Lambda's START/END/REPORT lines, and reports the
+ * outcome through the invocation's done callback.
+ *
+ * The pool speaks the Runtime API (that is what a Lambda execution
+ * environment is), but knows nothing of the Lambda control plane: the caller
+ * describes a function with a pool_fn_spec and replaces it on update.
+ * Everything runs on the loop thread.
+ */
+#ifndef IGNIS_EXEC_POOL_H
+#define IGNIS_EXEC_POOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/loop.h"
+#include "store/logstore.h"
+
+struct pool;
+struct pool_fn;
+struct instance;
+
+struct pool_fn_spec {
+    const char *name;      /* function name */
+    const char *version;   /* "$LATEST" */
+    const char *arn;       /* Lambda-Runtime-Invoked-Function-Arn */
+    const char *log_group; /* "/aws/lambda/<name>" */
+    char *const *argv;     /* what to execute: bootstrap or interpreter + script */
+    char *const *envp;     /* the environment, less the per-instance variables the pool adds:
+                              AWS_LAMBDA_RUNTIME_API, AWS_LAMBDA_LOG_STREAM_NAME */
+    const char *cwd;       /* the function's code */
+    unsigned timeout_ms;
+    unsigned memory_mb;
+    unsigned max_instances; /* 0: pool default */
+};
+
+enum invocation_outcome {
+    INVOCATION_OK,             /* result holds the function's response */
+    INVOCATION_FUNCTION_ERROR, /* result holds the error JSON; X-Amz-Function-Error: Unhandled */
+};
+
+struct invocation {
+    /* set by the caller */
+    char request_id[37];
+    struct buf payload;    /* the event (owned by the invocation) */
+    char *client_context;  /* decoded JSON or NULL (owned) */
+    char *cognito_identity;
+    int want_log_tail;     /* keep this invocation's log lines (last 4 KB) */
+    void (*done)(struct invocation *inv, void *arg);
+    void *done_arg;
+    /* set by the pool before done() */
+    enum invocation_outcome outcome;
+    struct buf result;
+    struct buf log_tail;
+    const char *executed_version;
+    /* pool-private */
+    struct pool_fn *fn;
+    struct instance *inst;
+    struct invocation *next;
+    struct loop_timer *timer;
+    int64_t start_us;
+    int64_t deadline_ms;
+};
+
+struct pool *pool_new(struct loop *loop, struct logstore *logs);
+/* Kills every instance and answers every waiting invocation with an error. */
+void pool_free(struct pool *pool);
+/* The Runtime API's port for an instance is opened by the pool. */
+
+struct pool_fn *pool_fn_new(struct pool *pool, const struct pool_fn_spec *spec);
+/* No new invocations; instances finish their current one and stop, waiting
+ * invocations still run. The pool frees fn when nothing refers to it. */
+void pool_fn_retire(struct pool_fn *fn);
+
+/* Creates an invocation with a fresh request id. */
+struct invocation *invocation_new(void);
+void invocation_free(struct invocation *inv);
+/* Queues inv; done() is called exactly once, maybe before this returns. */
+void pool_invoke(struct pool_fn *fn, struct invocation *inv);
+
+struct pool_stats {
+    unsigned instances, idle, busy, starting;
+    uint64_t cold_starts, invocations;
+};
+void pool_get_stats(struct pool *pool, struct pool_stats *out);
+
+#endif

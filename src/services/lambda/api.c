@@ -1,0 +1,820 @@
+/*
+ * api: the Lambda REST API's control-plane operations (CreateFunction,
+ * GetFunction, GetFunctionConfiguration, ListFunctions, UpdateFunctionCode,
+ * UpdateFunctionConfiguration, DeleteFunction, TagResource, UntagResource,
+ * ListTags), the routing of /2015-03-31 and /2017-03-31 paths to them and to
+ * Invoke, and the code download behind GetFunction's Code.Location. Zip
+ * unpacking runs on the work queue; the answer is sent when it is done.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "services/lambda/lambda_internal.h"
+#include "store/codestore.h"
+
+#define P "/2015-03-31/functions"
+#define TAGS_PREFIX "/2017-03-31/tags/"
+#define CODE_PREFIX "/_ignis/code/"
+#define CODE_URL_TTL_S 600
+
+static void reply_error(struct http_req *req, const struct param_error *err)
+{
+    aws_error(req, AWS_REST_JSON, err->status, err->code, "%s", err->message);
+}
+
+static void not_found(struct lambda *l, struct http_req *req, const char *name)
+{
+    char arn[256];
+    function_arn(l, name, arn, sizeof(arn));
+    aws_error(req, AWS_REST_JSON, 404, "ResourceNotFoundException", "Function not found: %s",
+              arn);
+}
+
+static json_t *parse_body(struct http_req *req)
+{
+    size_t len;
+    const char *body = http_req_body(req, &len);
+    json_error_t jerr;
+    json_t *doc = json_loadb(body, len, 0, &jerr);
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        aws_error(req, AWS_REST_JSON, 400, "InvalidRequestContentException",
+                  "Could not parse request body into json: %s", jerr.text);
+        return NULL;
+    }
+    return doc;
+}
+
+static void new_revision(json_t *config)
+{
+    char id[37];
+    uuid_v4(id);
+    json_object_set_new(config, "RevisionId", json_string(id));
+    char ts[32];
+    format_lambda_time(now_ms(), ts);
+    json_object_set_new(config, "LastModified", json_string(ts));
+}
+
+/* The document answered while a change is being applied. */
+static json_t *in_progress_view(json_t *config, int creating)
+{
+    json_t *view = json_deep_copy(config);
+    if (creating) {
+        json_object_set_new(view, "State", json_string("Pending"));
+        json_object_set_new(view, "StateReason", json_string("The function is being created."));
+        json_object_set_new(view, "StateReasonCode", json_string("Creating"));
+        json_object_del(view, "LastUpdateStatus");
+    } else {
+        json_object_set_new(view, "LastUpdateStatus", json_string("InProgress"));
+        json_object_set_new(view, "LastUpdateStatusReason",
+                            json_string("The function is being created."));
+        json_object_set_new(view, "LastUpdateStatusReasonCode", json_string("Creating"));
+    }
+    return view;
+}
+
+static int check_revision(struct http_req *req, json_t *body, struct function *fn)
+{
+    const char *want = json_string_value(json_object_get(body, "RevisionId"));
+    const char *have = json_string_value(json_object_get(fn->config, "RevisionId"));
+    if (want && have && strcmp(want, have) != 0) {
+        aws_error(req, AWS_REST_JSON, 412, "PreconditionFailedException",
+                  "The Revision Id provided does not match the latest Revision Id. Call the "
+                  "GetFunction/GetAlias API to retrieve the latest Revision Id");
+        return -1;
+    }
+    return 0;
+}
+
+static int check_not_updating(struct lambda *l, struct http_req *req, struct function *fn)
+{
+    if (!fn->updating)
+        return 0;
+    char arn[256];
+    function_arn(l, fn->name, arn, sizeof(arn));
+    aws_error(req, AWS_REST_JSON, 409, "ResourceConflictException",
+              "The operation cannot be performed at this time. An update is in progress for "
+              "resource: %s",
+              arn);
+    return -1;
+}
+
+/*=== Code upload (work queue) ===*/
+
+struct code_job {
+    struct lambda *l;
+    struct http_req *req;
+    struct function *fn;
+    int creating;
+    struct buf zip;
+    json_t *pending_config; /* create: the config to answer with */
+    int rc;
+    char msg[512];
+    struct codestore_package pkg;
+};
+
+static void code_job_work(void *arg)
+{
+    struct code_job *job = arg;
+    job->rc = codestore_put(job->l->code_root, job->zip.data, job->zip.len, &job->pkg, job->msg,
+                            sizeof(job->msg));
+}
+
+static void code_job_done(void *arg)
+{
+    struct code_job *job = arg;
+    struct lambda *l = job->l;
+    struct function *fn = job->fn;
+    fn->updating = 0;
+    if (job->rc < 0) {
+        if (job->creating)
+            lambda_remove(l, fn);
+        if (job->rc == CODESTORE_IO)
+            aws_error(job->req, AWS_REST_JSON, 500, "ServiceException", "%s", job->msg);
+        else
+            aws_error(job->req, AWS_REST_JSON, 400, "InvalidParameterValueException", "%s",
+                      job->msg);
+        goto out;
+    }
+    if (fn->deleted) {
+        not_found(l, job->req, fn->name);
+        goto out;
+    }
+    snprintf(fn->code_hex, sizeof(fn->code_hex), "%s", job->pkg.sha256_hex);
+    json_object_set_new(fn->config, "CodeSha256", json_string(job->pkg.sha256_b64));
+    json_object_set_new(fn->config, "CodeSize", json_integer((json_int_t)job->pkg.size));
+    new_revision(fn->config);
+    function_reset_runner(fn); /* the next invoke starts instances with the new code */
+    json_t *view = in_progress_view(fn->config, job->creating);
+    json_object_set_new(fn->config, "State", json_string("Active"));
+    json_object_set_new(fn->config, "LastUpdateStatus", json_string("Successful"));
+    if (function_save(l, fn) < 0) {
+        json_decref(view);
+        if (job->creating)
+            lambda_remove(l, fn);
+        aws_error(job->req, AWS_REST_JSON, 500, "ServiceException", "could not store function");
+        goto out;
+    }
+    aws_reply_json(job->req, job->creating ? 201 : 200, view);
+out:
+    function_unref(fn);
+    buf_release(&job->zip);
+    json_decref(job->pending_config);
+    free(job);
+}
+
+/* Decodes Code.ZipFile / ZipFile and queues the unpack. Returns 0 when queued. */
+static int start_code_job(struct lambda *l, struct http_req *req, struct function *fn,
+                          json_t *zipfile, int creating)
+{
+    const char *b64 = json_string_value(zipfile);
+    if (!b64) {
+        aws_error(req, AWS_REST_JSON, 400, "InvalidParameterValueException",
+                  "Please provide a source for function code.");
+        return -1;
+    }
+    struct code_job *job = calloc(1, sizeof(*job));
+    job->l = l;
+    job->req = req;
+    job->fn = fn;
+    job->creating = creating;
+    buf_init(&job->zip, 0);
+    if (base64_decode(&job->zip, b64, json_string_length(zipfile)) < 0 || job->zip.len == 0) {
+        buf_release(&job->zip);
+        free(job);
+        aws_error(req, AWS_REST_JSON, 400, "InvalidParameterValueException",
+                  "Could not unzip uploaded file. Please check your file, then try to upload "
+                  "again.");
+        return -1;
+    }
+    fn->updating = 1;
+    fn->refs++;
+    workq_submit(l->wq, code_job_work, code_job_done, job);
+    return 0;
+}
+
+static int check_code_source(struct http_req *req, json_t *code)
+{
+    if (json_object_get(code, "S3Bucket") || json_object_get(code, "S3Key") ||
+        json_object_get(code, "ImageUri")) {
+        aws_error(req, AWS_REST_JSON, 400, "InvalidParameterValueException",
+                  "Ignis takes function code as ZipFile only for now (S3Bucket/S3Key and "
+                  "ImageUri are not supported yet).");
+        return -1;
+    }
+    return 0;
+}
+
+static int check_publish(struct http_req *req, json_t *body)
+{
+    if (json_is_true(json_object_get(body, "Publish"))) {
+        aws_error(req, AWS_REST_JSON, 400, "InvalidParameterValueException",
+                  "Publish is not supported by Ignis yet: versions come with PublishVersion.");
+        return -1;
+    }
+    return 0;
+}
+
+static int check_tags(struct http_req *req, json_t *tags)
+{
+    if (!json_is_object(tags)) {
+        aws_error(req, AWS_REST_JSON, 400, "InvalidParameterValueException",
+                  "Tags must be a map of strings");
+        return -1;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(tags, k, v)
+    {
+        if (!json_is_string(v) || strlen(k) == 0 || strlen(k) > 128 ||
+            json_string_length(v) > 256 || str_has_prefix(k, "aws:")) {
+            aws_error(req, AWS_REST_JSON, 400, "InvalidParameterValueException",
+                      "Invalid tag: %.128s", k);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/*=== Operations ===*/
+
+static void create_function(struct lambda *l, struct http_req *req)
+{
+    json_t *body = parse_body(req);
+    if (!body)
+        return;
+    struct param_error err;
+    char name[65], qual[130];
+    const char *ref = json_string_value(json_object_get(body, "FunctionName"));
+    json_t *code = json_object_get(body, "Code");
+    json_t *tags = json_object_get(body, "Tags");
+    const char *pkg = json_string_value(json_object_get(body, "PackageType"));
+    if (!ref) {
+        aws_error(req, AWS_REST_JSON, 400, "ValidationException",
+                  "1 validation error detected: Value null at 'functionName' failed to satisfy "
+                  "constraint: Member must not be null");
+        goto out;
+    }
+    if (parse_function_ref(ref, name, qual, &err) < 0) {
+        reply_error(req, &err);
+        goto out;
+    }
+    if (lambda_find(l, name)) {
+        aws_error(req, AWS_REST_JSON, 409, "ResourceConflictException",
+                  "Function already exist: %s", name);
+        goto out;
+    }
+    if (pkg && strcmp(pkg, "Zip") != 0) {
+        aws_error(req, AWS_REST_JSON, 400, "InvalidParameterValueException",
+                  "PackageType %s is not supported by Ignis yet.", pkg);
+        goto out;
+    }
+    if (!json_is_object(code)) {
+        aws_error(req, AWS_REST_JSON, 400, "ValidationException",
+                  "1 validation error detected: Value null at 'code' failed to satisfy "
+                  "constraint: Member must not be null");
+        goto out;
+    }
+    if (check_code_source(req, code) < 0 || check_publish(req, body) < 0 ||
+        (tags && check_tags(req, tags) < 0))
+        goto out;
+
+    char arn[256], group[128];
+    function_arn(l, name, arn, sizeof(arn));
+    snprintf(group, sizeof(group), "/aws/lambda/%s", name);
+    json_t *config = json_pack(
+        "{s:s, s:s, s:s, s:I, s:I, s:s, s:{s:s}, s:s, s:[s], s:{s:i}, s:{s:s, s:s},"
+        " s:{s:s, s:s}}",
+        "FunctionName", name, "FunctionArn", arn, "Description", "", "Timeout", (json_int_t)3,
+        "MemorySize", (json_int_t)128, "Version", "$LATEST", "TracingConfig", "Mode",
+        "PassThrough", "PackageType", "Zip", "Architectures", "x86_64", "EphemeralStorage",
+        "Size", 512, "SnapStart", "ApplyOn", "None", "OptimizationStatus", "Off",
+        "LoggingConfig", "LogFormat", "Text", "LogGroup", group);
+    if (apply_configuration(l, config, body, 1, &err) < 0) {
+        json_decref(config);
+        reply_error(req, &err);
+        goto out;
+    }
+    struct function *fn = calloc(1, sizeof(*fn));
+    snprintf(fn->name, sizeof(fn->name), "%s", name);
+    fn->config = config;
+    fn->tags = tags ? json_deep_copy(tags) : json_object();
+    lambda_insert(l, fn);
+    if (start_code_job(l, req, fn, json_object_get(code, "ZipFile"), 1) < 0)
+        lambda_remove(l, fn);
+out:
+    json_decref(body);
+}
+
+struct function *lambda_lookup(struct lambda *l, struct http_req *req, const char *ref,
+                              char qualifier[130])
+{
+    struct param_error err;
+    char name[65], qual[130];
+    if (parse_function_ref(ref, name, qual, &err) < 0) {
+        reply_error(req, &err);
+        return NULL;
+    }
+    const char *q = http_req_query(req, "Qualifier");
+    if (q && *q)
+        snprintf(qual, sizeof(qual), "%s", q);
+    struct function *fn = lambda_find(l, name);
+    if (!fn) {
+        not_found(l, req, name);
+        return NULL;
+    }
+    if (qual[0] && strcmp(qual, "$LATEST") != 0) {
+        char arn[256];
+        function_arn(l, name, arn, sizeof(arn));
+        aws_error(req, AWS_REST_JSON, 404, "ResourceNotFoundException",
+                  "Function not found: %s:%s", arn, qual);
+        return NULL;
+    }
+    if (qualifier)
+        snprintf(qualifier, 130, "%s", qual);
+    return fn;
+}
+
+static json_t *config_view(struct function *fn)
+{
+    json_t *view = json_deep_copy(fn->config);
+    if (fn->updating && !json_object_get(view, "CodeSha256"))
+        return in_progress_view(fn->config, 1);
+    return view;
+}
+
+static void get_function(struct lambda *l, struct http_req *req, const char *ref)
+{
+    struct function *fn = lambda_lookup(l, req, ref, NULL);
+    if (!fn)
+        return;
+    char url[1024];
+    lambda_code_location(l, req, fn->code_hex, url, sizeof(url));
+    json_t *doc = json_pack("{s:o, s:{s:s, s:s}}", "Configuration", config_view(fn), "Code",
+                            "RepositoryType", "S3", "Location", url);
+    if (json_object_size(fn->tags) > 0)
+        json_object_set(doc, "Tags", fn->tags);
+    aws_reply_json(req, 200, doc);
+}
+
+static void get_configuration(struct lambda *l, struct http_req *req, const char *ref)
+{
+    struct function *fn = lambda_lookup(l, req, ref, NULL);
+    if (fn)
+        aws_reply_json(req, 200, config_view(fn));
+}
+
+static void list_functions(struct lambda *l, struct http_req *req)
+{
+    long max = 50;
+    const char *v = http_req_query(req, "MaxItems");
+    if (v) {
+        char *end;
+        max = strtol(v, &end, 10);
+        if (*end || max < 1 || max > 10000) {
+            aws_error(req, AWS_REST_JSON, 400, "ValidationException",
+                      "1 validation error detected: Value '%.32s' at 'maxItems' failed to "
+                      "satisfy constraint: Member must have value between 1 and 10000",
+                      v);
+            return;
+        }
+    }
+    const char *marker = http_req_query(req, "Marker");
+    struct buf m = BUF_INIT;
+    size_t start = 0;
+    if (marker && *marker) {
+        if (base64_decode(&m, marker, strlen(marker)) < 0 || m.len == 0) {
+            buf_release(&m);
+            aws_error(req, AWS_REST_JSON, 400, "InvalidParameterValueException",
+                      "Invalid Marker: %.64s", marker);
+            return;
+        }
+        /* first function after the marker's name */
+        while (start < l->nfns && strcmp(l->fns[start]->name, m.data) <= 0)
+            start++;
+    }
+    buf_release(&m);
+    json_t *list = json_array();
+    size_t i;
+    for (i = start; i < l->nfns && (long)(i - start) < max; i++) {
+        json_t *c = json_deep_copy(l->fns[i]->config);
+        static const char *const hidden[] = {"State", "StateReason", "StateReasonCode",
+                                             "LastUpdateStatus", "LastUpdateStatusReason",
+                                             "LastUpdateStatusReasonCode", NULL};
+        for (const char *const *h = hidden; *h; h++)
+            json_object_del(c, *h);
+        json_array_append_new(list, c);
+    }
+    json_t *doc = json_pack("{s:o}", "Functions", list);
+    if (i < l->nfns) {
+        struct buf next = BUF_INIT;
+        const char *last = l->fns[i - 1]->name;
+        base64_encode(&next, last, strlen(last));
+        json_object_set_new(doc, "NextMarker", json_string(next.data));
+        buf_release(&next);
+    }
+    aws_reply_json(req, 200, doc);
+}
+
+static void update_code(struct lambda *l, struct http_req *req, const char *ref)
+{
+    struct function *fn = lambda_lookup(l, req, ref, NULL);
+    if (!fn)
+        return;
+    json_t *body = parse_body(req);
+    if (!body)
+        return;
+    if (check_not_updating(l, req, fn) < 0 || check_revision(req, body, fn) < 0 ||
+        check_code_source(req, body) < 0 || check_publish(req, body) < 0)
+        goto out;
+    struct param_error err;
+    json_t *arch = json_object_get(body, "Architectures");
+    if (arch) {
+        json_t *probe = json_pack("{s:O}", "Architectures", arch);
+        json_t *scratch = json_object();
+        int bad = apply_configuration(l, scratch, probe, 0, &err) < 0;
+        json_decref(probe);
+        json_decref(scratch);
+        if (bad) {
+            reply_error(req, &err);
+            goto out;
+        }
+    }
+    if (json_is_true(json_object_get(body, "DryRun"))) {
+        aws_reply_json(req, 200, config_view(fn));
+        goto out;
+    }
+    start_code_job(l, req, fn, json_object_get(body, "ZipFile"), 0);
+out:
+    json_decref(body);
+}
+
+static void update_configuration(struct lambda *l, struct http_req *req, const char *ref)
+{
+    struct function *fn = lambda_lookup(l, req, ref, NULL);
+    if (!fn)
+        return;
+    json_t *body = parse_body(req);
+    if (!body)
+        return;
+    if (check_not_updating(l, req, fn) < 0 || check_revision(req, body, fn) < 0)
+        goto out;
+    struct param_error err;
+    json_t *next = json_deep_copy(fn->config);
+    if (apply_configuration(l, next, body, 0, &err) < 0) {
+        json_decref(next);
+        reply_error(req, &err);
+        goto out;
+    }
+    const char *runtime = json_string_value(json_object_get(next, "Runtime"));
+    if (runtime && !str_has_prefix(runtime, "provided") && !json_object_get(next, "Handler")) {
+        json_decref(next);
+        aws_error(req, AWS_REST_JSON, 400, "InvalidParameterValueException",
+                  "Runtime and Handler are mandatory parameters for functions created with "
+                  "deployment packages.");
+        goto out;
+    }
+    new_revision(next);
+    json_t *old = fn->config;
+    fn->config = next;
+    if (function_save(l, fn) < 0) {
+        fn->config = old;
+        json_decref(next);
+        aws_error(req, AWS_REST_JSON, 500, "ServiceException", "could not store function");
+        goto out;
+    }
+    json_decref(old);
+    function_reset_runner(fn);
+    aws_reply_json(req, 200, in_progress_view(fn->config, 0));
+out:
+    json_decref(body);
+}
+
+static void delete_function(struct lambda *l, struct http_req *req, const char *ref)
+{
+    char qual[130];
+    struct function *fn = lambda_lookup(l, req, ref, qual);
+    if (!fn)
+        return;
+    if (qual[0] && strcmp(qual, "$LATEST") == 0) {
+        aws_error(req, AWS_REST_JSON, 400, "InvalidParameterValueException",
+                  "$LATEST version cannot be deleted without deleting the function.");
+        return;
+    }
+    if (db_function_delete(l->db, fn->name) < 0) {
+        aws_error(req, AWS_REST_JSON, 500, "ServiceException", "could not delete function");
+        return;
+    }
+    lambda_remove(l, fn);
+    char id[37];
+    aws_request_id(req, id);
+    http_reply(req, 204, NULL, "", 0);
+}
+
+/*=== Tags ===*/
+
+static void tags_op(struct lambda *l, struct http_req *req, const char *method, const char *arn)
+{
+    struct param_error err;
+    char name[65], qual[130];
+    char decoded[512];
+    snprintf(decoded, sizeof(decoded), "%s", arn);
+    if (percent_decode(decoded, strlen(decoded)) < 0 || !str_has_prefix(decoded, "arn:")) {
+        aws_error(req, AWS_REST_JSON, 400, "ValidationException",
+                  "1 validation error detected: Value '%.200s' at 'resource' failed to satisfy "
+                  "constraint: Member must satisfy regular expression pattern: "
+                  "arn:(aws[a-zA-Z-]*):lambda:[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1}:"
+                  "\\d{12}:(function|code-signing-config|event-source-mapping):.*",
+                  decoded);
+        return;
+    }
+    if (parse_function_ref(arn, name, qual, &err) < 0) {
+        reply_error(req, &err);
+        return;
+    }
+    struct function *fn = lambda_find(l, name);
+    if (!fn) {
+        not_found(l, req, name);
+        return;
+    }
+    if (strcmp(method, "GET") == 0) {
+        aws_reply_json(req, 200, json_pack("{s:O}", "Tags", fn->tags));
+        return;
+    }
+    json_t *next = json_deep_copy(fn->tags);
+    if (strcmp(method, "POST") == 0) {
+        json_t *body = parse_body(req);
+        if (!body) {
+            json_decref(next);
+            return;
+        }
+        json_t *tags = json_object_get(body, "Tags");
+        if (check_tags(req, tags) < 0) {
+            json_decref(body);
+            json_decref(next);
+            return;
+        }
+        json_object_update(next, tags);
+        json_decref(body);
+    } else {
+        struct sigv4_request view;
+        http_req_sigv4(req, &view);
+        for (size_t i = 0; i < view.nquery; i++) {
+            if (strcmp(view.query[i].name, "tagKeys") != 0 || !view.query[i].value)
+                continue;
+            char key[512];
+            snprintf(key, sizeof(key), "%s", view.query[i].value);
+            for (char *p = key; *p; p++)
+                if (*p == '+')
+                    *p = ' ';
+            if (percent_decode(key, strlen(key)) >= 0)
+                json_object_del(next, key);
+        }
+    }
+    if (json_object_size(next) > 50) {
+        json_decref(next);
+        aws_error(req, AWS_REST_JSON, 400, "InvalidParameterValueException",
+                  "Number of tags exceeds resource tag limit.");
+        return;
+    }
+    json_t *old = fn->tags;
+    fn->tags = next;
+    if (function_save(l, fn) < 0) {
+        fn->tags = old;
+        json_decref(next);
+        aws_error(req, AWS_REST_JSON, 500, "ServiceException", "could not store tags");
+        return;
+    }
+    json_decref(old);
+    char id[37];
+    aws_request_id(req, id);
+    http_reply(req, 204, NULL, "", 0);
+}
+
+/*=== Code download ===*/
+
+static void code_signature(const struct lambda *l, const char *hex, long long expires,
+                           char out[65])
+{
+    char msg[128];
+    int n = snprintf(msg, sizeof(msg), "%s\n%lld", hex, expires);
+    unsigned char mac[32];
+    unsigned int maclen = 0;
+    HMAC(EVP_sha256(), l->cfg->secret_key, (int)strlen(l->cfg->secret_key),
+         (const unsigned char *)msg, (size_t)n, mac, &maclen);
+    hex_encode(mac, 32, out);
+}
+
+void lambda_code_location(struct lambda *l, struct http_req *req, const char *hex, char *out,
+                          size_t size)
+{
+    const char *host = http_req_header(req, "Host");
+    long long expires = now_ms() / 1000 + CODE_URL_TTL_S;
+    char sig[65];
+    code_signature(l, hex, expires, sig);
+    snprintf(out, size, "http://%s" CODE_PREFIX "%s.zip?Expires=%lld&Signature=%s",
+             host ? host : "127.0.0.1", hex, expires, sig);
+}
+
+void lambda_serve_code(struct http_req *req, const struct edge_auth *auth, void *arg)
+{
+    (void)auth;
+    struct lambda *l = arg;
+    const char *path = http_req_path(req) + strlen(CODE_PREFIX);
+    char hex[65];
+    const char *exp = http_req_query(req, "Expires");
+    const char *sig = http_req_query(req, "Signature");
+    int ok = strlen(path) == 68 && str_has_suffix(path, ".zip") && exp && sig;
+    if (ok) {
+        memcpy(hex, path, 64);
+        hex[64] = '\0';
+        for (int i = 0; i < 64 && ok; i++)
+            ok = (hex[i] >= '0' && hex[i] <= '9') || (hex[i] >= 'a' && hex[i] <= 'f');
+    }
+    if (ok) {
+        char want[65];
+        long long expires = strtoll(exp, NULL, 10);
+        code_signature(l, hex, expires, want);
+        ok = strlen(sig) == 64 && CRYPTO_memcmp(want, sig, 64) == 0 &&
+             expires >= now_ms() / 1000;
+    }
+    if (!ok) {
+        http_reply(req, 403, "application/xml",
+                   "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code>"
+                   "<Message>Request has expired or the signature is invalid</Message></Error>",
+                   strlen("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied"
+                          "</Code><Message>Request has expired or the signature is invalid"
+                          "</Message></Error>"));
+        return;
+    }
+    char file[4200];
+    codestore_zip_path(l->code_root, hex, file, sizeof(file));
+    int fd = open(file, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        if (fd >= 0)
+            close(fd);
+        http_reply(req, 404, "application/xml", "<Error><Code>NoSuchKey</Code></Error>", 37);
+        return;
+    }
+    http_reply_fd(req, 200, "application/zip", fd, (size_t)st.st_size);
+}
+
+/*=== Routing ===*/
+
+static size_t body_cap(struct http_req *req, void *arg)
+{
+    (void)arg;
+    const char *path = http_req_path(req);
+    if (str_has_suffix(path, "/invocations"))
+        return LAMBDA_SYNC_PAYLOAD_MAX;
+    return LAMBDA_REQUEST_MAX;
+}
+
+static void handle(struct http_req *req, const struct edge_auth *auth, void *arg)
+{
+    (void)auth;
+    struct lambda *l = arg;
+    const char *path = http_req_path(req);
+    const char *method = http_req_method(req);
+    if (http_req_body_too_large(req)) {
+        if (str_has_suffix(path, "/invocations"))
+            aws_error(req, AWS_REST_JSON, 413, "RequestTooLargeException",
+                      "Request must be smaller than %d bytes for the InvokeFunction operation",
+                      LAMBDA_SYNC_PAYLOAD_MAX);
+        else
+            aws_error(req, AWS_REST_JSON, 413, "RequestTooLargeException",
+                      "Request must be smaller than %d bytes for this operation",
+                      LAMBDA_REQUEST_MAX);
+        return;
+    }
+    if (str_has_prefix(path, TAGS_PREFIX)) {
+        tags_op(l, req, method, path + strlen(TAGS_PREFIX));
+        return;
+    }
+    if (!str_has_prefix(path, P))
+        goto unknown;
+    const char *rest = path + strlen(P);
+    if (strcmp(rest, "") == 0 || strcmp(rest, "/") == 0) {
+        if (strcmp(method, "POST") == 0)
+            create_function(l, req);
+        else if (strcmp(method, "GET") == 0)
+            list_functions(l, req);
+        else
+            goto unknown;
+        return;
+    }
+    if (rest[0] != '/')
+        goto unknown;
+    char ref[512];
+    const char *seg = rest + 1;
+    const char *slash = strchr(seg, '/');
+    size_t n = slash ? (size_t)(slash - seg) : strlen(seg);
+    if (n == 0 || n >= sizeof(ref))
+        goto unknown;
+    memcpy(ref, seg, n);
+    ref[n] = '\0';
+    const char *sub = slash ? slash : "";
+    if (strcmp(sub, "") == 0 || strcmp(sub, "/") == 0) {
+        if (strcmp(method, "GET") == 0)
+            get_function(l, req, ref);
+        else if (strcmp(method, "DELETE") == 0)
+            delete_function(l, req, ref);
+        else
+            goto unknown;
+    } else if (strcmp(sub, "/configuration") == 0 || strcmp(sub, "/configuration/") == 0) {
+        if (strcmp(method, "GET") == 0)
+            get_configuration(l, req, ref);
+        else if (strcmp(method, "PUT") == 0)
+            update_configuration(l, req, ref);
+        else
+            goto unknown;
+    } else if ((strcmp(sub, "/code") == 0 || strcmp(sub, "/code/") == 0) &&
+               strcmp(method, "PUT") == 0) {
+        update_code(l, req, ref);
+    } else if ((strcmp(sub, "/invocations") == 0 || strcmp(sub, "/invocations/") == 0) &&
+               strcmp(method, "POST") == 0) {
+        lambda_invoke(l, req, ref);
+    } else {
+        goto unknown;
+    }
+    return;
+unknown:
+    aws_error(req, AWS_REST_JSON, 404, "UnknownOperationException",
+              "Ignis does not implement %s %s yet", method, path);
+}
+
+/*=== Lifecycle ===*/
+
+struct lambda *lambda_new(struct loop *loop, const struct config *cfg, struct db *db,
+                          struct pool *pool, struct workq *wq)
+{
+    struct lambda *l = calloc(1, sizeof(*l));
+    if (!l)
+        return NULL;
+    l->loop = loop;
+    l->cfg = cfg;
+    l->db = db;
+    l->pool = pool;
+    l->wq = wq;
+    snprintf(l->code_root, sizeof(l->code_root), "%.4000s/packages", cfg->data_dir);
+    if (codestore_init(l->code_root) < 0 || lambda_load(l) < 0) {
+        log_error("cannot open the code store or load functions under %s", cfg->data_dir);
+        free(l->fns);
+        free(l);
+        return NULL;
+    }
+    log_info("loaded %zu function(s)", l->nfns);
+    return l;
+}
+
+int lambda_register(struct lambda *l, struct edge *edge)
+{
+    struct edge_route api = {
+        .service = "lambda",
+        .path_prefix = "/2015-03-31/",
+        .proto = AWS_REST_JSON,
+        .handle = handle,
+        .body_cap = body_cap,
+        .arg = l,
+    };
+    struct edge_route tags = api;
+    tags.path_prefix = TAGS_PREFIX;
+    struct edge_route code = {
+        .path_prefix = CODE_PREFIX,
+        .public = 1,
+        .proto = AWS_REST_JSON,
+        .handle = lambda_serve_code,
+        .arg = l,
+    };
+    int rc = edge_add_route(edge, &api);
+    if (!rc)
+        rc = edge_add_route(edge, &tags);
+    if (!rc)
+        rc = edge_add_route(edge, &code);
+    return rc;
+}
+
+void lambda_free(struct lambda *l)
+{
+    if (!l)
+        return;
+    while (l->nfns > 0) {
+        struct function *fn = l->fns[l->nfns - 1];
+        l->nfns--;
+        fn->deleted = 1;
+        function_unref(fn);
+    }
+    free(l->fns);
+    free(l);
+}

@@ -1,0 +1,132 @@
+/*
+ * invoke: Lambda's Invoke operation (RequestResponse, Event, DryRun): checks
+ * the request as Lambda does, hands the event to the pool and turns the
+ * outcome into Invoke's answer (X-Amz-Function-Error, X-Amz-Log-Result,
+ * X-Amz-Executed-Version). This is the warm path: no disk, no db, no
+ * allocation beyond the invocation itself.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/util.h"
+#include "services/lambda/lambda_internal.h"
+
+#define CLIENT_CONTEXT_MAX 3583
+
+static void sync_done(struct invocation *inv, void *arg)
+{
+    struct http_req *req = arg;
+    http_req_add_header(req, "x-amzn-RequestId", inv->request_id);
+    http_req_add_header(req, "X-Amz-Executed-Version", inv->executed_version);
+    if (inv->outcome == INVOCATION_FUNCTION_ERROR)
+        http_req_add_header(req, "X-Amz-Function-Error", "Unhandled");
+    if (inv->want_log_tail) {
+        struct buf b64 = BUF_INIT;
+        base64_encode(&b64, inv->log_tail.data ? inv->log_tail.data : "", inv->log_tail.len);
+        http_req_add_header(req, "X-Amz-Log-Result", b64.data ? b64.data : "");
+        buf_release(&b64);
+    }
+    size_t len;
+    char *body = buf_detach(&inv->result, &len);
+    http_reply_take(req, 200, "application/json", body, len);
+    invocation_free(inv);
+}
+
+static void async_done(struct invocation *inv, void *arg)
+{
+    (void)arg;
+    invocation_free(inv);
+}
+
+void lambda_invoke(struct lambda *l, struct http_req *req, const char *ref)
+{
+    char qual[130];
+    struct function *fn = lambda_lookup(l, req, ref, qual);
+    if (!fn)
+        return;
+    const char *type = http_req_header(req, "X-Amz-Invocation-Type");
+    if (!type)
+        type = "RequestResponse";
+    int is_event = strcmp(type, "Event") == 0, is_dry = strcmp(type, "DryRun") == 0;
+    if (!is_event && !is_dry && strcmp(type, "RequestResponse") != 0) {
+        aws_error(req, AWS_REST_JSON, 400, "ValidationException",
+                  "1 validation error detected: Value '%.64s' at 'invocationType' failed to "
+                  "satisfy constraint: Member must satisfy enum value set: [Event, "
+                  "RequestResponse, DryRun]",
+                  type);
+        return;
+    }
+    const char *log_type = http_req_header(req, "X-Amz-Log-Type");
+    if (log_type && strcmp(log_type, "None") != 0 && strcmp(log_type, "Tail") != 0) {
+        aws_error(req, AWS_REST_JSON, 400, "ValidationException",
+                  "1 validation error detected: Value '%.64s' at 'logType' failed to satisfy "
+                  "constraint: Member must satisfy enum value set: [None, Tail]",
+                  log_type);
+        return;
+    }
+    if (fn->updating && !json_object_get(fn->config, "CodeSha256")) {
+        aws_error(req, AWS_REST_JSON, 409, "ResourceConflictException",
+                  "The operation cannot be performed at this time. The function is currently in "
+                  "the following state: Pending");
+        return;
+    }
+    size_t len;
+    const char *body = http_req_body(req, &len);
+    if (is_event && len > LAMBDA_ASYNC_PAYLOAD_MAX) {
+        aws_error(req, AWS_REST_JSON, 413, "RequestTooLargeException",
+                  "Request must be smaller than %d bytes for the InvokeFunction operation",
+                  LAMBDA_ASYNC_PAYLOAD_MAX);
+        return;
+    }
+    if (len > 0) {
+        json_error_t jerr;
+        json_t *doc = json_loadb(body, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+        if (!doc) {
+            aws_error(req, AWS_REST_JSON, 400, "InvalidRequestContentException",
+                      "Could not parse request body into json: Could not parse payload into "
+                      "json: %s",
+                      jerr.text);
+            return;
+        }
+        json_decref(doc);
+    }
+    struct buf ctx = BUF_INIT;
+    const char *cc = http_req_header(req, "X-Amz-Client-Context");
+    if (cc) {
+        json_t *doc = NULL;
+        if (strlen(cc) > CLIENT_CONTEXT_MAX || base64_decode(&ctx, cc, strlen(cc)) < 0 ||
+            !(doc = json_loadb(ctx.data ? ctx.data : "", ctx.len, 0, NULL))) {
+            buf_release(&ctx);
+            aws_error(req, AWS_REST_JSON, 400, "InvalidParameterValueException",
+                      "Client context must be a valid Base64-encoded JSON object.");
+            return;
+        }
+        json_decref(doc);
+    }
+    if (is_dry) {
+        buf_release(&ctx);
+        char id[37];
+        aws_request_id(req, id);
+        http_reply(req, 204, NULL, "", 0);
+        return;
+    }
+    struct invocation *inv = invocation_new();
+    if (len > 0)
+        buf_append(&inv->payload, body, len);
+    else
+        buf_puts(&inv->payload, "{}");
+    if (ctx.len)
+        inv->client_context = buf_detach(&ctx, NULL);
+    buf_release(&ctx);
+    struct pool_fn *run = function_runner(l, fn);
+    if (is_event) {
+        inv->done = async_done;
+        http_req_add_header(req, "x-amzn-RequestId", inv->request_id);
+        http_reply(req, 202, NULL, "", 0);
+    } else {
+        inv->want_log_tail = log_type && strcmp(log_type, "Tail") == 0;
+        inv->done = sync_done;
+        inv->done_arg = req;
+    }
+    pool_invoke(run, inv);
+}

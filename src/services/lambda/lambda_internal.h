@@ -1,0 +1,76 @@
+/*
+ * lambda_internal: what the Lambda service's files share: the registry and
+ * the function record. Not for use outside src/services/lambda/.
+ */
+#ifndef IGNIS_SERVICES_LAMBDA_INTERNAL_H
+#define IGNIS_SERVICES_LAMBDA_INTERNAL_H
+
+#include <jansson.h>
+
+#include "services/lambda/lambda.h"
+
+#define LAMBDA_SYNC_PAYLOAD_MAX 6291456    /* Invoke RequestResponse */
+#define LAMBDA_ASYNC_PAYLOAD_MAX 1048576   /* Invoke Event (1 MB since 2025; was 256 KB) */
+#define LAMBDA_REQUEST_MAX 70167211        /* CreateFunction/UpdateFunctionCode bodies */
+#define LAMBDA_ENV_MAX 4096
+
+struct function {
+    char name[65];
+    json_t *config; /* the FunctionConfiguration document, as returned */
+    json_t *tags;   /* object */
+    char code_hex[65];
+    struct pool_fn *run; /* built on first invoke, replaced after updates */
+    int updating;        /* an asynchronous create/update holds the function */
+    int refs;            /* in-flight operations holding the pointer */
+    int deleted;
+};
+
+struct lambda {
+    struct loop *loop;
+    const struct config *cfg;
+    struct db *db;
+    struct pool *pool;
+    struct workq *wq;
+    char code_root[4096];
+    struct function **fns; /* sorted by name */
+    size_t nfns, fns_alloc;
+};
+
+/* registry (function.c) */
+struct function *lambda_find(struct lambda *l, const char *name);
+int lambda_insert(struct lambda *l, struct function *fn);
+void lambda_remove(struct lambda *l, struct function *fn);
+void function_unref(struct function *fn);
+int function_save(struct lambda *l, struct function *fn);
+void function_arn(const struct lambda *l, const char *name, char *out, size_t size);
+struct pool_fn *function_runner(struct lambda *l, struct function *fn);
+void function_reset_runner(struct function *fn);
+int lambda_load(struct lambda *l);
+
+/* request parsing helpers (function.c) */
+struct param_error {
+    unsigned status;
+    const char *code;
+    char message[1024];
+};
+/* Extracts the function name from a path segment (name, ARN or partial
+ * ARN, percent-encoded); qualifier (may be NULL) receives ":<q>" if any. */
+int parse_function_ref(const char *segment, char name[65], char qualifier[130],
+                       struct param_error *err);
+/* Checks and applies configuration fields of body to config (create or
+ * update). Returns 0 or -1 with err filled. */
+int apply_configuration(struct lambda *l, json_t *config, json_t *body, int creating,
+                        struct param_error *err);
+
+/* Resolves a path's function reference (and ?Qualifier) or answers the
+ * request with the error and returns NULL. (api.c) */
+struct function *lambda_lookup(struct lambda *l, struct http_req *req, const char *ref,
+                               char qualifier[130]);
+
+/* handlers */
+void lambda_invoke(struct lambda *l, struct http_req *req, const char *ref);
+void lambda_serve_code(struct http_req *req, const struct edge_auth *auth, void *arg);
+void lambda_code_location(struct lambda *l, struct http_req *req, const char *hex, char *out,
+                          size_t size);
+
+#endif
