@@ -80,13 +80,30 @@ static void on_epoll(struct loop *loop, int fd, uint32_t events, void *arg)
     run_daemon(arg);
 }
 
-static void before_sleep(struct loop *loop, void *arg)
+static void on_again(struct loop *loop, void *arg)
 {
     (void)loop;
     struct http_server *srv = arg;
+    srv->dirty = 1;
+}
+
+/* MHD wants to run again right away: it has connections on its internal
+ * ready list (a resumed connection is not back in MHD's epoll set until it
+ * has been processed once more), which its epoll fd does not announce. */
+static int wants_run(struct http_server *srv)
+{
+    MHD_UNSIGNED_LONG_LONG timeout;
+    return MHD_get_timeout(srv->daemon, &timeout) == MHD_YES && timeout == 0;
+}
+
+static void before_sleep(struct loop *loop, void *arg)
+{
+    struct http_server *srv = arg;
     /* A resume only takes effect inside MHD_run; one run can resume more. */
-    for (int i = 0; i < 16 && srv->dirty; i++)
+    for (int i = 0; i < 16 && (srv->dirty || wants_run(srv)); i++)
         run_daemon(srv);
+    if (wants_run(srv))
+        loop_timer_add(loop, 0, on_again, srv); /* don't sleep: come back at once */
 }
 
 static void on_tick(struct loop *loop, void *arg)
@@ -414,7 +431,7 @@ struct http_server *http_server_new(struct loop *loop, const struct http_server_
         return NULL;
     srv->loop = loop;
     srv->opts = *opts;
-    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO;
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
     if (opts->listen_fd < 0)
         flags |= MHD_USE_NO_LISTEN_SOCKET;
     struct MHD_OptionItem options[] = {

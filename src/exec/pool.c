@@ -78,6 +78,7 @@ struct pool_fn {
     struct instance *idle; /* stack: most recently used first */
     struct invocation *queue_head, *queue_tail;
     unsigned nqueue, ninstances, nstarting;
+    unsigned nbetween; /* answered, not yet asking again: about to be free */
 };
 
 struct pool {
@@ -95,6 +96,20 @@ static void maybe_spawn(struct pool_fn *fn);
 static void fn_maybe_free(struct pool_fn *fn);
 
 /*=== Small helpers ===*/
+
+/* Every state change goes through here so the per-function counts the
+ * scaler reads stay true. */
+static void set_state(struct instance *inst, enum instance_state state)
+{
+    struct pool_fn *fn = inst->fn;
+    if (inst->state == INST_STARTING && state != INST_STARTING)
+        fn->nstarting--;
+    if (inst->state == INST_BETWEEN)
+        fn->nbetween--;
+    if (state == INST_BETWEEN)
+        fn->nbetween++;
+    inst->state = state;
+}
 
 static char **strv_dup(char *const *v, size_t extra)
 {
@@ -268,7 +283,7 @@ static void finish_current(struct instance *inst, enum invocation_outcome outcom
     drain_output(inst, 0);
     write_report(inst, inv, status);
     inst->current = NULL;
-    inst->state = INST_BETWEEN;
+    set_state(inst, INST_BETWEEN);
     complete(inv, outcome);
 }
 
@@ -307,7 +322,7 @@ static void dispatch(struct instance *inst, struct invocation *inv)
     struct http_req *req = inst->next_req;
     inst->next_req = NULL;
     inst->current = inv;
-    inst->state = INST_BUSY;
+    set_state(inst, INST_BUSY);
     inv->inst = inst;
     inv->start_us = mono_us();
     inv->deadline_ms = now_ms() + inst->fn->timeout_ms;
@@ -412,7 +427,7 @@ static void instance_reap(struct instance *inst, int status)
         finish_current(inst, INVOCATION_FUNCTION_ERROR, "error");
     } else if (inst->state == INST_STARTING) {
         /* Init failed: the invocation that caused this start gets the error. */
-        fn->nstarting--;
+        set_state(inst, INST_BETWEEN);
         struct invocation *inv = dequeue(fn);
         if (!inst->killed || inst->init_error_type[0]) {
             if (inst->init_error.len == 0 || !inst->init_error_type[0] ||
@@ -451,6 +466,7 @@ static void instance_reap(struct instance *inst, int status)
     }
     if (inst->state == INST_IDLE)
         remove_idle(inst);
+    set_state(inst, INST_IDLE); /* leaves the counts */
     if (inst->init_timer)
         loop_timer_cancel(pool->loop, inst->init_timer);
 
@@ -699,7 +715,7 @@ static int spawn(struct pool_fn *fn)
     loop_add_fd(pool->loop, inst->listen_fd, EPOLLIN, on_accept, inst);
     loop_add_fd(pool->loop, inst->out_fd, EPOLLIN, on_output, inst);
     inst->init_timer = loop_timer_add(pool->loop, INIT_TIMEOUT_MS, on_init_timeout, inst);
-    inst->state = INST_STARTING;
+    inst->state = INST_STARTING; /* counted below */
     inst->next = pool->all;
     if (pool->all)
         pool->all->prev = inst;
@@ -728,7 +744,9 @@ error:
 static void maybe_spawn(struct pool_fn *fn)
 {
     unsigned max = fn->max_instances ? fn->max_instances : DEFAULT_MAX_INSTANCES;
-    while (fn->nstarting < fn->nqueue && fn->ninstances < max) {
+    /* Instances that just answered will ask for work within microseconds;
+     * only what they cannot absorb needs a cold start. */
+    while (fn->nstarting + fn->nbetween < fn->nqueue && fn->ninstances < max) {
         if (spawn(fn) < 0) {
             struct invocation *inv = dequeue(fn);
             json_error(&inv->result, "Runtime.Unknown",
@@ -759,7 +777,6 @@ static void rt_next(struct instance *inst, struct http_req *req)
     if (inst->state == INST_STARTING) {
         inst->init_ms = (double)(mono_us() - inst->spawn_us) / 1000.0;
         inst->report_init = 1;
-        fn->nstarting--;
         if (inst->init_timer) {
             loop_timer_cancel(inst->pool->loop, inst->init_timer);
             inst->init_timer = NULL;
@@ -779,12 +796,11 @@ static void rt_next(struct instance *inst, struct http_req *req)
         dispatch(inst, inv);
         return;
     }
+    set_state(inst, INST_IDLE);
     if (fn->retired) {
-        inst->state = INST_IDLE;
         instance_kill(inst);
         return;
     }
-    inst->state = INST_IDLE;
     inst->next_idle = fn->idle;
     fn->idle = inst;
 }
