@@ -58,7 +58,10 @@ int sigv4_parse_authorization(const char *value, struct sigv4_credential *out);
  * headers (';'-joined lower-case names) and amz_date ("20150830T123600Z").
  * If canonical is not NULL the canonical request is appended to it (for
  * error messages and debugging). Returns 0 or -EINVAL (a signed header is
- * not in req, or arguments are malformed).
+ * not in req, or arguments are malformed). Also, rarely: -ENOMEM/-EIO from
+ * OpenSSL or scratch space, or canonical's own error (e.g. -EMSGSIZE when
+ * its cap is reached). Query values are percent-decoded and re-encoded, so a
+ * bad escape ("%zz") is -EINVAL; more than 1000 query pairs is -EINVAL.
  */
 int sigv4_compute(const struct sigv4_request *req, const char *signed_headers,
                   const char *amz_date, const char *region, const char *service,
@@ -70,7 +73,11 @@ typedef const char *(*sigv4_secret_lookup)(const char *access_key, void *arg);
 /*
  * Verifies req's Authorization header (the date comes from X-Amz-Date, or
  * Date). cred_out (optional) receives the parsed credential even on failure
- * when it could be parsed, so the caller can route by service.
+ * when it could be parsed, so the caller can route by service (it is zeroed
+ * otherwise). Checks run in this order: header present, parsable, date
+ * parsable and equal to the scope date, within 15 minutes, key known,
+ * signature. Duplicate Authorization or X-Amz-Date headers, and failures
+ * inside sigv4_compute, are SIGV4_MALFORMED.
  */
 enum sigv4_result sigv4_verify(const struct sigv4_request *req, sigv4_secret_lookup lookup,
                                void *arg, int64_t now_ms, struct sigv4_credential *cred_out);
@@ -78,7 +85,7 @@ enum sigv4_result sigv4_verify(const struct sigv4_request *req, sigv4_secret_loo
 /*
  * Client side: signs a request with the headers it names in signed_headers
  * (which must be in req->headers) and appends the Authorization header's
- * value to out.
+ * value to out. On failure out is left as it was.
  */
 int sigv4_authorization(const struct sigv4_request *req, const char *signed_headers,
                         const char *amz_date, const char *region, const char *service,
