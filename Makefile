@@ -7,7 +7,7 @@ BUILD ?= build
 PKGS := libmicrohttpd jansson sqlite3 libcrypto libzip libcurl
 OPT ?= -O2 -g
 SAN ?=
-CFLAGS_ALL := $(OPT) $(SAN) -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Isrc \
+CFLAGS_ALL := $(OPT) $(SAN) -std=gnu11 -Wall -Wextra -Werror -Wno-format-truncation -D_GNU_SOURCE -Isrc \
 	$(shell pkg-config --cflags $(PKGS)) -MMD -MP $(CFLAGS)
 LDLIBS_ALL := $(SAN) $(shell pkg-config --libs $(PKGS)) -lpthread $(LDFLAGS)
 
