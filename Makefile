@@ -16,7 +16,7 @@ OBJS := $(SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test unit integration test-asan fuzz format clean bench
+.PHONY: all check test unit integration test-asan fuzz format clean bench
 
 all: $(BUILD)/ignis
 
@@ -43,7 +43,11 @@ integration: $(BUILD)/ignis
 
 test: unit integration
 
+# Everything CI runs: the suite on the normal build, then again under ASan+UBSan.
+check: test test-asan
+
 test-asan:
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	$(MAKE) BUILD=build/asan OPT="-O1 -g -fno-omit-frame-pointer" \
 		SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" test
 

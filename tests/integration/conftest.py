@@ -1,0 +1,196 @@
+"""Fixtures for integration tests: a real `ignis serve` on a free port with a
+temporary data dir, driven by the real aws CLI (/usr/bin/aws) and boto3.
+
+IGNIS_BIN names the binary under test (make sets it; default build/ignis).
+"""
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+import zipfile
+
+import boto3
+import botocore.config
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+IGNIS_BIN = os.environ.get("IGNIS_BIN", os.path.join(REPO, "build", "ignis"))
+AWS = "/usr/bin/aws"
+ACCESS_KEY = "AKIAIGNISTESTKEY0001"
+SECRET_KEY = "ignis-test-secret-key-0000000000000000000"
+REGION = "us-east-1"
+ROLE = "arn:aws:iam::000000000000:role/lambda-role"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """One ignis daemon. start()/stop()/kill9() keep the data dir."""
+
+    def __init__(self, data_dir, port=None, env=None):
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.extra_env = env or {}
+        self.proc = None
+        self.log_path = os.path.join(data_dir + ".log")
+
+    def env(self):
+        e = dict(os.environ)
+        e.update(
+            IGNIS_ROOT_ACCESS_KEY_ID=ACCESS_KEY,
+            IGNIS_ROOT_SECRET_ACCESS_KEY=SECRET_KEY,
+            IGNIS_DATA_DIR=self.data_dir,
+        )
+        e.update(self.extra_env)
+        return e
+
+    def start(self, timeout=10):
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [IGNIS_BIN, "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir", self.data_dir],
+            env=self.env(), stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"ignis exited with {self.proc.returncode}: {self.read_log()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return self
+            except OSError:
+                time.sleep(0.02)
+        raise RuntimeError("ignis did not start listening: " + self.read_log())
+
+    def read_log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self, timeout=10):
+        """SIGTERM and wait; returns the exit status."""
+        if not self.proc:
+            return None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+            raise AssertionError("ignis did not stop within %ss on SIGTERM" % timeout)
+        finally:
+            self.log.close()
+        self.proc = None
+        return rc
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait()
+        self.log.close()
+        self.proc = None
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+    # clients -------------------------------------------------------------
+    def client(self, service, **kw):
+        cfg = botocore.config.Config(retries={"max_attempts": 0}, read_timeout=120,
+                                     connect_timeout=5)
+        return boto3.client(service, endpoint_url=self.url, region_name=REGION,
+                            aws_access_key_id=kw.get("key", ACCESS_KEY),
+                            aws_secret_access_key=kw.get("secret", SECRET_KEY), config=cfg)
+
+    def aws(self, *args, check=True, parse=True, input=None, env=None):
+        """Runs the real aws CLI against this server. Returns parsed JSON
+        (or the CompletedProcess when parse=False)."""
+        e = dict(os.environ)
+        e.update(AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY,
+                 AWS_DEFAULT_REGION=REGION, AWS_PAGER="", AWS_MAX_ATTEMPTS="1")
+        e.pop("AWS_PROFILE", None)
+        if env:
+            e.update(env)
+        cmd = [AWS, "--endpoint-url", self.url, "--output", "json", *args]
+        p = subprocess.run(cmd, capture_output=True, text=True, env=e, input=input, timeout=120)
+        if check and p.returncode != 0:
+            raise AssertionError(f"aws {' '.join(args)} failed ({p.returncode}): {p.stderr}")
+        if not parse:
+            return p
+        return json.loads(p.stdout) if p.stdout.strip() else None
+
+
+def make_zip(files, modes=None):
+    """files: {path: str|bytes}; modes: {path: 0o755}. Returns zip bytes."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, content in files.items():
+            info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
+            info.create_system = 3
+            mode = (modes or {}).get(name, 0o644)
+            info.external_attr = (0o100000 | mode) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            z.writestr(info, content)
+    return buf.getvalue()
+
+
+def unique(prefix="fn"):
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    """One daemon shared by the session's tests."""
+    d = str(tmp_path_factory.mktemp("ignis") / "data")
+    s = Server(d).start()
+    yield s
+    if s.proc:
+        rc = s.stop()
+        assert rc == 0, "ignis exited with %s on SIGTERM:\n%s" % (rc, s.read_log())
+
+
+@pytest.fixture
+def fresh_server(tmp_path):
+    """A daemon of its own, for restart and crash tests."""
+    s = Server(str(tmp_path / "data")).start()
+    yield s
+    if s.proc:
+        s.stop()
+
+
+@pytest.fixture
+def lam(server):
+    return server.client("lambda")
+
+
+@pytest.fixture
+def create_function(lam):
+    """create_function(files, runtime=..., handler=..., **params) -> name;
+    deletes the functions it made afterwards."""
+    made = []
+
+    def create(files, runtime="python3.11", handler="app.handler", name=None, modes=None,
+               client=None, **params):
+        name = name or unique()
+        c = client or lam
+        c.create_function(FunctionName=name, Runtime=runtime, Handler=handler, Role=ROLE,
+                          Code={"ZipFile": make_zip(files, modes)}, **params)
+        made.append((c, name))
+        return name
+
+    yield create
+    for c, name in made:
+        try:
+            c.delete_function(FunctionName=name)
+        except Exception:
+            pass
