@@ -440,7 +440,9 @@ struct http_server *http_server_new(struct loop *loop, const struct http_server_
         {MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)no_unescape, NULL},
         {MHD_OPTION_CONNECTION_LIMIT, 20000, NULL},
         {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)opts->idle_timeout_s, NULL},
-        {MHD_OPTION_CONNECTION_MEMORY_LIMIT, 128 * 1024, NULL},
+        /* MHD zeroes this pool on every request: keep it at the 32 KB default,
+         * plenty for AWS headers (it also caps their size). */
+        {MHD_OPTION_CONNECTION_MEMORY_LIMIT, 32 * 1024, NULL},
         {opts->listen_fd >= 0 ? MHD_OPTION_LISTEN_SOCKET : MHD_OPTION_END, opts->listen_fd, NULL},
         {MHD_OPTION_END, 0, NULL},
     };

@@ -62,7 +62,8 @@ struct instance {
     struct logstream *log;
     int64_t spawn_us;
     double init_ms;
-    int report_init; /* the next REPORT carries Init Duration */
+    int report_init;   /* the next REPORT carries Init Duration */
+    int init_reported; /* an INIT_REPORT line was written */
     int killed;
     struct loop_timer *init_timer;
     struct instance *next_idle;
@@ -89,6 +90,7 @@ struct pool {
     int nby_fd;
     struct instance *all;
     struct pool_stats stats;
+    int stopping; /* pool_free: start nothing new */
 };
 
 static void instance_kill(struct instance *inst);
@@ -237,6 +239,18 @@ static unsigned max_memory_used_mb(struct instance *inst)
     return (unsigned)((kb + 1023) / 1024);
 }
 
+static void init_report(struct instance *inst, const char *status)
+{
+    if (inst->init_reported)
+        return;
+    inst->init_reported = 1;
+    char type[160] = "";
+    if (inst->init_error_type[0] && strcmp(status, "error") == 0)
+        snprintf(type, sizeof(type), "\tError Type: %s", inst->init_error_type);
+    log_printf(inst, "INIT_REPORT Init Duration: %.2f ms\tPhase: init\tStatus: %s%s",
+               (double)(mono_us() - inst->spawn_us) / 1000.0, status, type);
+}
+
 /*=== Finishing invocations ===*/
 
 static void write_report(struct instance *inst, struct invocation *inv, const char *status)
@@ -383,8 +397,7 @@ static void on_init_timeout(struct loop *loop, void *arg)
     (void)loop;
     struct instance *inst = arg;
     inst->init_timer = NULL;
-    log_printf(inst, "INIT_REPORT Init Duration: %.2f ms\tPhase: init\tStatus: timeout",
-               (double)(mono_us() - inst->spawn_us) / 1000.0);
+    init_report(inst, "timeout");
     snprintf(inst->init_error_type, sizeof(inst->init_error_type), "Sandbox.Timedout");
     instance_kill(inst);
 }
@@ -429,12 +442,8 @@ static void instance_reap(struct instance *inst, int status)
         /* Init failed: the invocation that caused this start gets the error. */
         set_state(inst, INST_BETWEEN);
         struct invocation *inv = dequeue(fn);
-        if (!inst->killed || inst->init_error_type[0]) {
-            if (inst->init_error.len == 0 || !inst->init_error_type[0] ||
-                strcmp(inst->init_error_type, "Sandbox.Timedout") == 0)
-                log_printf(inst, "INIT_REPORT Init Duration: %.2f ms\tPhase: init\tStatus: error",
-                           (double)(mono_us() - inst->spawn_us) / 1000.0);
-        }
+        if (!inst->killed)
+            init_report(inst, "error");
         if (inv) {
             inv->inst = inst;
             inst->current = inv;
@@ -744,6 +753,13 @@ error:
 static void maybe_spawn(struct pool_fn *fn)
 {
     unsigned max = fn->max_instances ? fn->max_instances : DEFAULT_MAX_INSTANCES;
+    while (fn->pool->stopping && fn->nqueue > 0) {
+        struct invocation *inv = dequeue(fn);
+        json_error(&inv->result, "Runtime.Unknown", "RequestId: %s Error: Ignis is shutting down",
+                   inv->request_id);
+        inv->start_us = mono_us();
+        complete(inv, INVOCATION_FUNCTION_ERROR);
+    }
     /* Instances that just answered will ask for work within microseconds;
      * only what they cannot absorb needs a cold start. */
     while (fn->nstarting + fn->nbetween < fn->nqueue && fn->ninstances < max) {
@@ -864,8 +880,7 @@ static void rt_init_error(struct instance *inst, struct http_req *req)
     json_decref(doc);
     snprintf(inst->init_error_type, sizeof(inst->init_error_type), "%s",
              type ? type : "Runtime.Unknown");
-    log_printf(inst, "INIT_REPORT Init Duration: %.2f ms\tPhase: init\tStatus: error\tError Type: %s",
-               (double)(mono_us() - inst->spawn_us) / 1000.0, inst->init_error_type);
+    init_report(inst, "error");
     http_reply(req, 202, "application/json", "{\"status\":\"OK\"}", 15);
 }
 
@@ -1031,6 +1046,7 @@ void pool_free(struct pool *pool)
     if (!pool)
         return;
     /* Kill and reap synchronously: nothing runs after shutdown. */
+    pool->stopping = 1;
     while (pool->all) {
         struct instance *inst = pool->all;
         struct pool_fn *fn = inst->fn;
