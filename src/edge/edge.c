@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -74,6 +75,37 @@ static const char *secret_for(const char *access_key, void *arg)
     return strcmp(access_key, cfg->access_key) == 0 ? cfg->secret_key : NULL;
 }
 
+static void amz_time(time_t t, char out[17])
+{
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 17, "%Y%m%dT%H%M%SZ", &tm);
+}
+
+/* AWS's two wordings for a request outside the 15-minute window. */
+static void skew_error(struct http_req *req, enum aws_protocol proto)
+{
+    const char *date = http_req_header(req, "X-Amz-Date");
+    struct tm tm = {0};
+    time_t now = time(NULL), when = now;
+    if (date && strptime(date, "%Y%m%dT%H%M%SZ", &tm))
+        when = timegm(&tm);
+    char sent[17], bound[17], server[17];
+    amz_time(when, sent);
+    amz_time(now, server);
+    if (when > now) {
+        amz_time(now + 900, bound);
+        aws_error(req, proto, 403, "InvalidSignatureException",
+                  "Signature not yet current: %s is still later than %s (%s + 15 min.)", sent,
+                  bound, server);
+    } else {
+        amz_time(now - 900, bound);
+        aws_error(req, proto, 403, "InvalidSignatureException",
+                  "Signature expired: %s is now earlier than %s (%s - 15 min.)", sent, bound,
+                  server);
+    }
+}
+
 static void handle(struct http_req *req, void *arg)
 {
     struct edge *e = arg;
@@ -83,6 +115,20 @@ static void handle(struct http_req *req, void *arg)
         struct edge_auth none = {0};
         pub->handle(req, &none, pub->arg);
         return;
+    }
+
+    if (http_req_body_too_large(req)) {
+        /* The body was dropped, so the signature cannot be checked: the
+         * service answers its own "request too large" error first, as AWS. */
+        const struct edge_route *r =
+            route_by_authorization(e, http_req_header(req, "Authorization"));
+        if (!r)
+            r = route_by_path(e, path, 0);
+        if (r) {
+            struct edge_auth none = {0};
+            r->handle(req, &none, r->arg);
+            return;
+        }
     }
 
     struct sigv4_request sreq;
@@ -120,9 +166,7 @@ static void handle(struct http_req *req, void *arg)
                   "The security token included in the request is invalid.");
         return;
     case SIGV4_EXPIRED:
-        aws_error(req, r->proto, 403, "InvalidSignatureException",
-                  "Signature expired: the request's X-Amz-Date is more than 15 minutes from "
-                  "the server's time.");
+        skew_error(req, r->proto);
         return;
     case SIGV4_MALFORMED:
         aws_error(req, r->proto, 403, "IncompleteSignatureException",

@@ -487,7 +487,9 @@ void http_server_free(struct http_server *srv)
         return;
     while (srv->nparked > 0) {
         struct http_req *req = srv->parked[srv->nparked - 1];
-        http_reply(req, 503, "text/plain", "shutting down\n", 14);
+        static const char body[] = "{\"Type\":\"Service\",\"message\":\"Ignis is shutting down\"}";
+        http_req_add_header(req, "x-amzn-ErrorType", "ServiceException");
+        http_reply(req, 503, "application/json", body, sizeof(body) - 1);
     }
     for (int i = 0; i < 4; i++)
         run_daemon(srv);

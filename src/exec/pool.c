@@ -15,6 +15,7 @@
  */
 #include "exec/pool.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -64,6 +65,8 @@ struct instance {
     double init_ms;
     int report_init;   /* the next REPORT carries Init Duration */
     int init_reported; /* an INIT_REPORT line was written */
+    int exec_errno;    /* why execve failed in the child, or 0 */
+    struct buf init_log; /* output before the first invocation, for a failed init's tail */
     int killed;
     struct loop_timer *init_timer;
     struct instance *next_idle;
@@ -156,6 +159,10 @@ static void json_error(struct buf *out, const char *type, const char *fmt, ...)
 static void log_line(struct instance *inst, const char *msg, size_t len)
 {
     logstream_put(inst->log, now_ms(), msg, len);
+    if (inst->state == INST_STARTING && inst->init_log.len < LOG_TAIL_BYTES) {
+        buf_append(&inst->init_log, msg, len);
+        buf_putc(&inst->init_log, '\n');
+    }
     struct invocation *inv = inst->current;
     if (inv && inv->want_log_tail) {
         buf_append(&inv->log_tail, msg, len);
@@ -294,7 +301,7 @@ static void finish_current(struct instance *inst, enum invocation_outcome outcom
                            const char *status)
 {
     struct invocation *inv = inst->current;
-    drain_output(inst, 0);
+    drain_output(inst, 1); /* a last line without newline is still this invocation's */
     write_report(inst, inv, status);
     inst->current = NULL;
     set_state(inst, INST_BETWEEN);
@@ -348,7 +355,8 @@ static void dispatch(struct instance *inst, struct invocation *inv)
     trace_id(trace);
     http_req_add_header(req, "Lambda-Runtime-Aws-Request-Id", inv->request_id);
     http_req_add_header(req, "Lambda-Runtime-Deadline-Ms", deadline);
-    http_req_add_header(req, "Lambda-Runtime-Invoked-Function-Arn", inst->fn->arn);
+    http_req_add_header(req, "Lambda-Runtime-Invoked-Function-Arn",
+                        inv->invoked_arn ? inv->invoked_arn : inst->fn->arn);
     http_req_add_header(req, "Lambda-Runtime-Trace-Id", trace);
     if (inv->client_context)
         http_req_add_header(req, "Lambda-Runtime-Client-Context", inv->client_context);
@@ -448,6 +456,9 @@ static void instance_reap(struct instance *inst, int status)
             inv->inst = inst;
             inst->current = inv;
             inv->start_us = mono_us();
+            if (inv->want_log_tail) /* what init printed explains the failure */
+                buf_append(&inv->log_tail, inst->init_log.data ? inst->init_log.data : "",
+                           inst->init_log.len);
             log_printf(inst, "START RequestId: %s Version: %s", inv->request_id, fn->version);
             if (inst->init_error.len > 0) {
                 buf_reset(&inv->result);
@@ -456,10 +467,18 @@ static void instance_reap(struct instance *inst, int status)
                 json_error(&inv->result, "Sandbox.Timedout",
                            "RequestId: %s Error: Task timed out after %.2f seconds",
                            inv->request_id, INIT_TIMEOUT_MS / 1000.0);
-            } else if (strcmp(inst->init_error_type, "Runtime.InvalidEntrypoint") == 0) {
+            } else if (inst->exec_errno == ENOENT) {
                 json_error(&inv->result, "Runtime.InvalidEntrypoint",
                            "RequestId: %s Error: Couldn't find valid bootstrap(s): [%s]",
                            inv->request_id, fn->argv[0]);
+            } else if (inst->exec_errno) {
+                /* Go's wording, as AWS's init reports it: lower-case strerror */
+                char why[128];
+                snprintf(why, sizeof(why), "%s", strerror(inst->exec_errno));
+                why[0] = (char)tolower((unsigned char)why[0]);
+                json_error(&inv->result, inst->init_error_type,
+                           "RequestId: %s Error: fork/exec %s: %s", inv->request_id, fn->argv[0],
+                           why);
             } else {
                 json_error(&inv->result, "Runtime.ExitError",
                            "RequestId: %s Error: Runtime exited with error: %s", inv->request_id,
@@ -498,6 +517,7 @@ static void instance_reap(struct instance *inst, int status)
     logstore_stream_close(pool->logs, inst->log);
     buf_release(&inst->out_partial);
     buf_release(&inst->init_error);
+    buf_release(&inst->init_log);
     if (inst->prev)
         inst->prev->next = inst->next;
     else
@@ -699,11 +719,13 @@ static int spawn(struct pool_fn *fn)
     while (got < 0 && errno == EINTR);
     close(report[0]);
     report[0] = -1;
-    if (got == sizeof(child_err) && child_err != 0)
+    if (got == sizeof(child_err) && child_err != 0) {
+        inst->exec_errno = child_err;
         snprintf(inst->init_error_type, sizeof(inst->init_error_type), "%s",
                  child_err == ENOENT || child_err == EACCES || child_err == ENOEXEC
                      ? "Runtime.InvalidEntrypoint"
                      : "Runtime.ExitError");
+    }
     strv_free(envp);
     envp = NULL;
 
@@ -1014,6 +1036,7 @@ void invocation_free(struct invocation *inv)
     buf_release(&inv->log_tail);
     free(inv->client_context);
     free(inv->cognito_identity);
+    free(inv->invoked_arn);
     free(inv);
 }
 

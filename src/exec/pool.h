@@ -49,6 +49,7 @@ struct invocation {
     struct buf payload;    /* the event (owned by the invocation) */
     char *client_context;  /* decoded JSON or NULL (owned) */
     char *cognito_identity;
+    char *invoked_arn;     /* the ARN as invoked (with qualifier), or NULL: the function's */
     int want_log_tail;     /* keep this invocation's log lines (last 4 KB) */
     void (*done)(struct invocation *inv, void *arg);
     void *done_arg;

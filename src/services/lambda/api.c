@@ -345,12 +345,13 @@ struct function *lambda_lookup(struct lambda *l, struct http_req *req, const cha
     return fn;
 }
 
+/* What GetFunction(Configuration) shows: while code is being stored the
+ * function is Pending (create) or its update InProgress, as on AWS. */
 static json_t *config_view(struct function *fn)
 {
-    json_t *view = json_deep_copy(fn->config);
-    if (fn->updating && !json_object_get(view, "CodeSha256"))
-        return in_progress_view(fn->config, 1);
-    return view;
+    if (fn->updating)
+        return in_progress_view(fn->config, !json_object_get(fn->config, "CodeSha256"));
+    return json_deep_copy(fn->config);
 }
 
 static void get_function(struct lambda *l, struct http_req *req, const char *ref)
@@ -381,7 +382,7 @@ static void list_functions(struct lambda *l, struct http_req *req)
     if (v) {
         char *end;
         max = strtol(v, &end, 10);
-        if (*end || max < 1 || max > 10000) {
+        if (*end || max < 1 || max > 10000 || end == v) {
             aws_error(req, AWS_REST_JSON, 400, "ValidationException",
                       "1 validation error detected: Value '%.32s' at 'maxItems' failed to "
                       "satisfy constraint: Member must have value between 1 and 10000",
@@ -389,6 +390,8 @@ static void list_functions(struct lambda *l, struct http_req *req)
             return;
         }
     }
+    if (max > 50)
+        max = 50; /* "a maximum of 50 items in each response, even if you set the number higher" */
     const char *marker = http_req_query(req, "Marker");
     struct buf m = BUF_INIT;
     size_t start = 0;

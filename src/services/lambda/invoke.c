@@ -5,6 +5,7 @@
  * X-Amz-Executed-Version). This is the warm path: no disk, no db, no
  * allocation beyond the invocation itself.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -95,7 +96,9 @@ void lambda_invoke(struct lambda *l, struct http_req *req, const char *ref)
     if (cc) {
         json_t *doc = NULL;
         if (strlen(cc) > CLIENT_CONTEXT_MAX || base64_decode(&ctx, cc, strlen(cc)) < 0 ||
-            !(doc = json_loadb(ctx.data ? ctx.data : "", ctx.len, 0, NULL))) {
+            !(doc = json_loadb(ctx.data ? ctx.data : "", ctx.len, 0, NULL)) ||
+            !json_is_object(doc)) {
+            json_decref(doc);
             buf_release(&ctx);
             aws_error(req, AWS_REST_JSON, 400, "InvalidParameterValueException",
                       "Client context must be a valid Base64-encoded JSON object.");
@@ -117,6 +120,12 @@ void lambda_invoke(struct lambda *l, struct http_req *req, const char *ref)
         buf_puts(&inv->payload, "{}");
     if (ctx.len)
         inv->client_context = buf_detach(&ctx, NULL);
+    if (qual[0]) {
+        char arn[256];
+        function_arn(l, fn->name, arn, sizeof(arn));
+        if (asprintf(&inv->invoked_arn, "%s:%s", arn, qual) < 0)
+            inv->invoked_arn = NULL;
+    }
     buf_release(&ctx);
     struct pool_fn *run = function_runner(l, fn);
     if (is_event) {
