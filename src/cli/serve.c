@@ -23,6 +23,7 @@
 #include "edge/edge.h"
 #include "exec/pool.h"
 #include "services/lambda/lambda.h"
+#include "services/logs/logs.h"
 #include "store/db.h"
 #include "store/logstore.h"
 
@@ -104,7 +105,7 @@ int cmd_serve(int argc, char **argv)
     sigaddset(&mask, SIGINT);
     sigprocmask(SIG_BLOCK, &mask, NULL);
 
-    int status = 1;
+    int status = 1, lfd = -1;
     struct loop *loop = loop_new();
     struct db *db = NULL;
     struct logstore *logs = NULL;
@@ -122,22 +123,27 @@ int cmd_serve(int argc, char **argv)
     snprintf(path, sizeof(path), "%s/logs", cfg.data_dir);
     if (logstore_open(path, &logs) < 0)
         goto out;
-    wq = workq_new(loop, 2);
-    pool = pool_new(loop, logs);
-    if (!wq || !pool)
-        goto out;
-    lambda = lambda_new(loop, &cfg, db, pool, wq);
-    if (!lambda)
-        goto out;
-    int lfd = edge_listen(cfg.listen_host, cfg.listen_port);
+    lfd = edge_listen(cfg.listen_host, cfg.listen_port);
     if (lfd < 0) {
         log_error("cannot listen on %s:%d: %s", cfg.listen_host, cfg.listen_port,
                   strerror(-lfd));
         goto out;
     }
     int port = edge_socket_port(lfd);
+    char cgname[32];
+    snprintf(cgname, sizeof(cgname), "ignis-%d", port);
+    wq = workq_new(loop, 2);
+    pool = pool_new(loop, logs, cgname);
+    if (!wq || !pool)
+        goto out;
+    lambda = lambda_new(loop, &cfg, db, pool, wq);
+    if (!lambda)
+        goto out;
     edge = edge_new(loop, &cfg, lfd);
+    lfd = -1; /* MHD owns it now */
     if (!edge || lambda_register(lambda, edge) < 0)
+        goto out;
+    if (logs_register(edge, logs, &cfg) < 0)
         goto out;
     loop_add_fd(loop, sigfd, EPOLLIN, on_signal, NULL);
     loop_add_before_sleep(loop, flush_logs, logs);
@@ -157,6 +163,8 @@ out:
     db_close(db);
     if (sigfd >= 0)
         close(sigfd);
+    if (lfd >= 0)
+        close(lfd);
     loop_free(loop);
     return status;
 }

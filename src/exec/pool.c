@@ -36,6 +36,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "edge/http.h"
+#include "exec/cgroup.h"
 
 #define RUNTIME_API_PREFIX "/2018-06-01/runtime/"
 #define MAX_RESPONSE_BYTES 6291556 /* Lambda's sync response limit */
@@ -66,6 +67,7 @@ struct instance {
     int report_init;   /* the next REPORT carries Init Duration */
     int init_reported; /* an INIT_REPORT line was written */
     int exec_errno;    /* why execve failed in the child, or 0 */
+    struct cgroup *cg; /* memory and pids limits; NULL without cgroups */
     struct buf init_log; /* output before the first invocation, for a failed init's tail */
     int killed;
     struct loop_timer *init_timer;
@@ -94,6 +96,8 @@ struct pool {
     struct instance *all;
     struct pool_stats stats;
     int stopping; /* pool_free: start nothing new */
+    struct cgroup_root *cg_root;
+    unsigned long long spawn_seq;
 };
 
 static void instance_kill(struct instance *inst);
@@ -232,6 +236,8 @@ static void on_output(struct loop *loop, int fd, uint32_t events, void *arg)
 
 static unsigned max_memory_used_mb(struct instance *inst)
 {
+    if (inst->cg)
+        return (unsigned)((cgroup_peak_memory(inst->cg) + (1 << 20) - 1) >> 20);
     if (inst->status_fd < 0)
         return 0;
     char text[4096];
@@ -439,9 +445,11 @@ static void instance_reap(struct instance *inst, int status)
     char how[64];
     exit_description(status, how, sizeof(how));
 
+    int oom = inst->cg && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL &&
+              cgroup_oom_killed(inst->cg) > 0;
     if (inst->current) {
         struct invocation *inv = inst->current;
-        json_error(&inv->result, "Runtime.ExitError",
+        json_error(&inv->result, oom ? "Runtime.OutOfMemory" : "Runtime.ExitError",
                    "RequestId: %s Error: Runtime exited with error: %s", inv->request_id, how);
         log_printf(inst, "RequestId: %s Error: Runtime exited with error: %s\nRuntime.ExitError",
                    inv->request_id, how);
@@ -514,6 +522,7 @@ static void instance_reap(struct instance *inst, int status)
     }
     if (inst->status_fd >= 0)
         close(inst->status_fd);
+    cgroup_destroy(inst->cg); /* kills stragglers, removes the group */
     logstore_stream_close(pool->logs, inst->log);
     buf_release(&inst->out_partial);
     buf_release(&inst->init_error);
@@ -553,6 +562,8 @@ static void instance_kill(struct instance *inst)
     inst->killed = 1;
     kill(-inst->pid, SIGKILL);
     kill(inst->pid, SIGKILL);
+    if (inst->cg)
+        cgroup_kill(inst->cg); /* also what left the process group */
 }
 
 static void on_accept(struct loop *loop, int fd, uint32_t events, void *arg)
@@ -671,6 +682,17 @@ static int spawn(struct pool_fn *fn)
         rc = -ENOMEM;
         goto error;
     }
+    if (pool->cg_root) {
+        char id[96];
+        snprintf(id, sizeof(id), "%llu", ++pool->spawn_seq);
+        struct cgroup_limits lim = {
+            .memory_bytes = (uint64_t)fn->memory_mb << 20,
+            .cpu_millicpus = CGROUP_CPU_UNLIMITED, /* CPU in proportion to memory: issue 3 */
+        };
+        rc = cgroup_create(pool->cg_root, id, &lim, &inst->cg);
+        if (rc < 0)
+            goto error;
+    }
     int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
     inst->spawn_us = mono_us();
     pid_t pid = fork();
@@ -693,7 +715,9 @@ static int spawn(struct pool_fn *fn)
         dup2(out[1], 1);
         dup2(out[1], 2);
         int err = 0;
-        if (chdir(fn->cwd) < 0)
+        if (inst->cg && cgroup_attach_self(inst->cg) < 0)
+            err = -1; /* not an exec error: reported as the runtime failing */
+        else if (chdir(fn->cwd) < 0)
             err = errno;
         else {
             execve(fn->argv[0], fn->argv, envp);
@@ -705,6 +729,8 @@ static int spawn(struct pool_fn *fn)
     }
     if (devnull >= 0)
         close(devnull);
+    if (inst->cg)
+        cgroup_attach_done(inst->cg);
     close(out[1]);
     out[1] = -1;
     close(report[1]);
@@ -719,7 +745,9 @@ static int spawn(struct pool_fn *fn)
     while (got < 0 && errno == EINTR);
     close(report[0]);
     report[0] = -1;
-    if (got == sizeof(child_err) && child_err != 0) {
+    if (got == sizeof(child_err) && child_err < 0)
+        log_error("instance of %s could not enter its cgroup", fn->name);
+    else if (got == sizeof(child_err) && child_err != 0) {
         inst->exec_errno = child_err;
         snprintf(inst->init_error_type, sizeof(inst->init_error_type), "%s",
                  child_err == ENOENT || child_err == EACCES || child_err == ENOEXEC
@@ -767,6 +795,7 @@ error:
         close(inst->listen_fd);
     if (inst->out_fd >= 0)
         close(inst->out_fd);
+    cgroup_destroy(inst->cg);
     strv_free(envp);
     free(inst);
     return rc;
@@ -1042,7 +1071,7 @@ void invocation_free(struct invocation *inv)
 
 /*=== Pool ===*/
 
-struct pool *pool_new(struct loop *loop, struct logstore *logs)
+struct pool *pool_new(struct loop *loop, struct logstore *logs, const char *cgroup_name)
 {
     struct pool *pool = calloc(1, sizeof(*pool));
     if (!pool)
@@ -1061,6 +1090,10 @@ struct pool *pool_new(struct loop *loop, struct logstore *logs)
         return NULL;
     }
     http_server_on_close(pool->rt, on_conn_closed, pool);
+    if (cgroup_setup(&pool->cg_root, cgroup_name) == 0)
+        log_info("instance limits: memory and pids through %s", cgroup_describe(pool->cg_root));
+    else
+        log_warn("no usable cgroups: instances run WITHOUT memory limits");
     return pool;
 }
 
@@ -1082,6 +1115,7 @@ void pool_free(struct pool *pool)
         instance_reap(inst, status);
     }
     http_server_free(pool->rt);
+    cgroup_teardown(pool->cg_root);
     free(pool->by_fd);
     free(pool);
 }

@@ -67,7 +67,10 @@ struct invocation {
     int64_t deadline_ms;
 };
 
-struct pool *pool_new(struct loop *loop, struct logstore *logs);
+/* cgroup_name: this daemon's group for instance limits, stable across
+ * restarts (leftovers of a crashed run under it are cleaned up). Without
+ * usable cgroups instances run unlimited and the pool says so. */
+struct pool *pool_new(struct loop *loop, struct logstore *logs, const char *cgroup_name);
 /* Kills every instance and answers every waiting invocation with an error. */
 void pool_free(struct pool *pool);
 /* The Runtime API's port for an instance is opened by the pool. */
