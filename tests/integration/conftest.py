@@ -3,6 +3,7 @@ temporary data dir, driven by the real aws CLI (/usr/bin/aws) and boto3.
 
 IGNIS_BIN names the binary under test (make sets it; default build/ignis).
 """
+import base64
 import io
 import json
 import os
@@ -146,6 +147,41 @@ def make_zip(files, modes=None):
 
 def unique(prefix="fn"):
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+# Helpers shared by the test files ---------------------------------------------
+
+def code(src):
+    """Dedents a handler source."""
+    lines = src.strip("\n").splitlines()
+    indent = min((len(l) - len(l.lstrip()) for l in lines if l.strip()), default=0)
+    return "\n".join(l[indent:] for l in lines) + "\n"
+
+
+def invoke(lam, name, event=None, raw=None, **kw):
+    """Invokes and returns the response dict with `body` (bytes) and `json`."""
+    args = dict(FunctionName=name, **kw)
+    if raw is not None:
+        args["Payload"] = raw
+    elif event is not None:
+        args["Payload"] = json.dumps(event).encode()
+    r = lam.invoke(**args)
+    body = r["Payload"].read() if "Payload" in r else b""
+    r["body"] = body
+    try:
+        r["json"] = json.loads(body) if body else None
+    except ValueError:
+        r["json"] = None
+    return r
+
+
+def request_id(r):
+    return r["ResponseMetadata"]["RequestId"]
+
+
+def tail(r):
+    """The decoded LogType=Tail log of an invoke response."""
+    return base64.b64decode(r["LogResult"]).decode("utf-8", "replace")
 
 
 @pytest.fixture(scope="session")

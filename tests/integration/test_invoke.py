@@ -13,42 +13,18 @@ import uuid
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import make_zip
+from conftest import code, invoke, request_id, tail, make_zip
 
 
 SYNC_PAYLOAD_MAX = 6291456
 
 
-def code(src):
-    """Dedents a handler source."""
-    lines = src.strip("\n").splitlines()
-    indent = min((len(l) - len(l.lstrip()) for l in lines if l.strip()), default=0)
-    return "\n".join(l[indent:] for l in lines) + "\n"
 
 
-def invoke(lam, name, event=None, raw=None, **kw):
-    """Invokes and returns the response dict with `body` (bytes) and `json`."""
-    args = dict(FunctionName=name, **kw)
-    if raw is not None:
-        args["Payload"] = raw
-    elif event is not None:
-        args["Payload"] = json.dumps(event).encode()
-    r = lam.invoke(**args)
-    body = r["Payload"].read() if "Payload" in r else b""
-    r["body"] = body
-    try:
-        r["json"] = json.loads(body) if body else None
-    except ValueError:
-        r["json"] = None
-    return r
 
 
-def request_id(r):
-    return r["ResponseMetadata"]["RequestId"]
 
 
-def tail(r):
-    return base64.b64decode(r["LogResult"]).decode("utf-8", "replace")
 
 
 def client_error(excinfo):

@@ -7,34 +7,17 @@ import json
 import os
 import re
 
-from conftest import unique
+from conftest import code, invoke, request_id, tail, unique
 
 RUNTIME = "nodejs20.x"
 
 
-def code(src):
-    lines = src.strip("\n").splitlines()
-    indent = min((len(l) - len(l.lstrip()) for l in lines if l.strip()), default=0)
-    return "\n".join(l[indent:] for l in lines) + "\n"
 
 
-def invoke(lam, name, event=None, **kw):
-    r = lam.invoke(FunctionName=name, Payload=json.dumps({} if event is None else event).encode(), **kw)
-    body = r["Payload"].read()
-    r["body"] = body
-    try:
-        r["json"] = json.loads(body) if body else None
-    except ValueError:
-        r["json"] = None
-    return r
 
 
-def request_id(r):
-    return r["ResponseMetadata"]["RequestId"]
 
 
-def tail(r):
-    return base64.b64decode(r["LogResult"]).decode("utf-8", "replace")
 
 
 def ok(r):

@@ -11,30 +11,16 @@ import uuid
 
 import pytest
 
+from conftest import code, invoke, request_id
+
 
 X = {"bootstrap": 0o755}
 
 
-def code(src):
-    lines = src.strip("\n").splitlines()
-    indent = min((len(l) - len(l.lstrip()) for l in lines if l.strip()), default=0)
-    return "\n".join(l[indent:] for l in lines) + "\n"
 
 
-def invoke(lam, name, event=None, raw=None, **kw):
-    payload = raw if raw is not None else json.dumps({} if event is None else event).encode()
-    r = lam.invoke(FunctionName=name, Payload=payload, **kw)
-    body = r["Payload"].read()
-    r["body"] = body
-    try:
-        r["json"] = json.loads(body) if body else None
-    except ValueError:
-        r["json"] = None
-    return r
 
 
-def request_id(r):
-    return r["ResponseMetadata"]["RequestId"]
 
 
 def ok(r):
