@@ -155,10 +155,12 @@ int cmd_serve(int argc, char **argv)
 out:
     if (status)
         log_error("ignis serve could not start");
+    workq_free(wq); /* joins the workers; their completions are queued on the loop */
+    if (loop)
+        loop_run_posted(loop);
     lambda_free(lambda);
     pool_free(pool);
     edge_free(edge);
-    workq_free(wq);
     logstore_close(logs);
     db_close(db);
     if (sigfd >= 0)

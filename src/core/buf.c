@@ -42,6 +42,8 @@ int buf_grow(struct buf *b, size_t extra)
     char *p = realloc(b->data, n);
     if (!p)
         return -ENOMEM;
+    if (!b->data)
+        p[0] = '\0'; /* always NUL-terminated, even before the first append */
     b->data = p;
     b->alloc = n;
     return 0;

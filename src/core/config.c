@@ -74,15 +74,28 @@ void config_defaults(struct config *cfg)
 
 int config_set_listen(struct config *cfg, const char *spec)
 {
+    /* HOST:PORT, with IPv6 hosts in brackets: [::1]:9070 */
     const char *colon = strrchr(spec, ':');
-    if (!colon || colon == spec || (size_t)(colon - spec) >= sizeof(cfg->listen_host))
+    if (!colon || colon == spec || colon[1] == '\0')
+        return -EINVAL;
+    const char *host = spec;
+    size_t hlen = (size_t)(colon - spec);
+    if (spec[0] == '[') {
+        if (hlen < 3 || spec[hlen - 1] != ']')
+            return -EINVAL;
+        host++;
+        hlen -= 2;
+    } else if (memchr(spec, ':', hlen)) {
+        return -EINVAL; /* an IPv6 address needs brackets */
+    }
+    if (hlen >= sizeof(cfg->listen_host))
         return -EINVAL;
     char *end;
     long port = strtol(colon + 1, &end, 10);
     if (*end || port < 0 || port > 65535)
         return -EINVAL;
-    memcpy(cfg->listen_host, spec, (size_t)(colon - spec));
-    cfg->listen_host[colon - spec] = '\0';
+    memcpy(cfg->listen_host, host, hlen);
+    cfg->listen_host[hlen] = '\0';
     cfg->listen_port = (int)port;
     return 0;
 }
@@ -102,7 +115,10 @@ int mkdir_p(const char *path, unsigned mode)
     }
     if (mkdir(tmp, mode) < 0 && errno != EEXIST)
         return -errno;
-    return 0;
+    struct stat st;
+    if (stat(tmp, &st) < 0)
+        return -errno;
+    return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
 }
 
 static void random_token(char *out, size_t len, const char *alphabet)

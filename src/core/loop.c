@@ -217,6 +217,11 @@ static void run_posted(struct loop *l, int fd, uint32_t events, void *arg)
     }
 }
 
+void loop_run_posted(struct loop *l)
+{
+    run_posted(l, l->wakefd, EPOLLIN, NULL);
+}
+
 /*=== Lifecycle ===*/
 
 struct loop *loop_new(void)

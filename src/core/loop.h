@@ -37,6 +37,9 @@ int loop_add_before_sleep(struct loop *loop, loop_cb cb, void *arg);
 int loop_post(struct loop *loop, loop_cb cb, void *arg);
 
 void loop_run(struct loop *loop);
+/* Runs what loop_post queued and nothing else (shutdown: completions of work
+ * finished after the loop stopped still get their callback). */
+void loop_run_posted(struct loop *loop);
 void loop_stop(struct loop *loop);
 
 #endif

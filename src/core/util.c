@@ -7,6 +7,7 @@
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -84,20 +85,40 @@ int base64_decode(struct buf *out, const char *in, size_t n)
         return -EINVAL;
     if (n == 0)
         return 0;
-    size_t need = 3 * (n / 4);
-    int rc = buf_grow(out, need);
-    if (rc)
-        return rc;
-    unsigned char *dst = (unsigned char *)out->data + out->len;
-    int w = EVP_DecodeBlock(dst, (const unsigned char *)in, (int)n);
-    if (w < 0)
+    /* '=' only as the last one or two characters */
+    size_t pad = in[n - 1] == '=' ? (in[n - 2] == '=' ? 2 : 1) : 0;
+    if (memchr(in, '=', n - pad))
         return -EINVAL;
-    /* EVP_DecodeBlock counts padding bytes as output; remove them. */
-    if (in[n - 1] == '=')
-        w--;
-    if (in[n - 2] == '=')
-        w--;
-    out->len += (size_t)w;
+    size_t need = 3 * (n / 4) - pad;
+    /* EVP writes whole 3-byte groups, padding included: when only the cap
+     * keeps that slack out, decode into scratch memory and copy. */
+    unsigned char *dst, *scratch = NULL;
+    int rc = buf_grow(out, 3 * (n / 4));
+    if (rc == -EMSGSIZE) {
+        rc = buf_grow(out, need);
+        if (rc)
+            return rc;
+        scratch = malloc(3 * (n / 4) + 1);
+        if (!scratch)
+            return -ENOMEM;
+        dst = scratch;
+    } else if (rc) {
+        return rc;
+    } else {
+        dst = (unsigned char *)out->data + out->len;
+    }
+    int w = EVP_DecodeBlock(dst, (const unsigned char *)in, (int)n);
+    if (w < 0) {
+        free(scratch);
+        if (out->data)
+            out->data[out->len] = '\0';
+        return -EINVAL;
+    }
+    if (scratch) {
+        memcpy(out->data + out->len, scratch, need);
+        free(scratch);
+    }
+    out->len += need;
     out->data[out->len] = '\0';
     return 0;
 }
@@ -146,24 +167,39 @@ long percent_decode(char *s, size_t n)
     return (long)w;
 }
 
+static void split_ms(int64_t ms, time_t *secs, int *millis)
+{
+    int64_t s = ms / 1000, m = ms % 1000;
+    if (m < 0) {
+        m += 1000;
+        s -= 1;
+    }
+    *secs = (time_t)s;
+    *millis = (int)m;
+}
+
 void format_lambda_time(int64_t ms, char out[32])
 {
-    time_t secs = (time_t)(ms / 1000);
+    time_t secs;
+    int millis;
+    split_ms(ms, &secs, &millis);
     struct tm tm;
     gmtime_r(&secs, &tm);
     char base[20];
     strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, 32, "%s.%03d+0000", base, (int)(ms % 1000) & 1023);
+    snprintf(out, 32, "%s.%03d+0000", base, millis);
 }
 
 void format_iso8601_ms(int64_t ms, char out[32])
 {
-    time_t secs = (time_t)(ms / 1000);
+    time_t secs;
+    int millis;
+    split_ms(ms, &secs, &millis);
     struct tm tm;
     gmtime_r(&secs, &tm);
     char base[20];
     strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, 32, "%s.%03dZ", base, (int)(ms % 1000) & 1023);
+    snprintf(out, 32, "%s.%03dZ", base, millis);
 }
 
 int str_has_prefix(const char *s, const char *prefix)

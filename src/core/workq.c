@@ -49,7 +49,10 @@ static void *worker(void *arg)
             wq->tail = NULL;
         pthread_mutex_unlock(&wq->lock);
         j->work(j->arg);
-        if (wq->stopping || loop_post(wq->loop, run_done, j) < 0)
+        pthread_mutex_lock(&wq->lock);
+        int stopping = wq->stopping;
+        pthread_mutex_unlock(&wq->lock);
+        if (stopping || loop_post(wq->loop, run_done, j) < 0)
             free(j);
     }
 }

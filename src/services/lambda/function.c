@@ -283,39 +283,68 @@ static int is_name_char(int c)
     "(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\\d{1}:)?(\\d{12}:)?(function:)?("    \
     "[a-zA-Z0-9-_]+)(:(\\$LATEST|[a-zA-Z0-9-_]+))?"
 
+static int all_digits(const char *s, size_t n)
+{
+    if (strlen(s) != n)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isdigit((unsigned char)s[i]))
+            return 0;
+    return 1;
+}
+
+/* $LATEST, or a version number / alias name */
+static int qualifier_ok(const char *q)
+{
+    if (strcmp(q, "$LATEST") == 0)
+        return 1;
+    if (!*q || strlen(q) > 128)
+        return 0;
+    for (const char *p = q; *p; p++)
+        if (!is_name_char((unsigned char)*p))
+            return 0;
+    return 1;
+}
+
 int parse_function_ref(const char *segment, char name[65], char qualifier[130],
                        struct param_error *err)
 {
     char ref[512];
     size_t n = strlen(segment);
     if (n >= sizeof(ref))
-        return validation(err, segment, "functionName", "Member must have length less than or equal to 170");
+        return validation(err, segment, "functionName",
+                          "Member must have length less than or equal to 170");
     memcpy(ref, segment, n + 1);
-    if (percent_decode(ref, n) < 0)
+    long len = percent_decode(ref, n);
+    if (len < 0 || memchr(ref, '\0', (size_t)len))
         return validation(err, segment, "functionName", NAME_PATTERN);
-    /* split on ':' : name | acct:function:name[:q] | arn:aws:lambda:region:acct:function:name[:q] */
-    char *parts[9];
+    /* name | name:q | acct:function:name[:q] | arn:aws:lambda:region:acct:function:name[:q];
+     * every part non-empty */
+    char *parts[9], copy[512], *rest = copy;
     int np = 0;
-    char *save = NULL;
-    char copy[512];
     snprintf(copy, sizeof(copy), "%s", ref);
-    for (char *p = strtok_r(copy, ":", &save); p && np < 9; p = strtok_r(NULL, ":", &save))
-        parts[np++] = p;
+    while (rest && np < 9)
+        parts[np++] = strsep(&rest, ":");
+    for (int i = 0; i < np; i++)
+        if (!*parts[i])
+            return validation(err, ref, "functionName", NAME_PATTERN);
     const char *fname = NULL, *q = NULL;
-    if (np == 1) {
+    if (rest) {
+        /* more than 8 parts */
+    } else if (np == 1 || np == 2) {
         fname = parts[0];
-    } else if (np == 2) {
-        fname = parts[0];
-        q = parts[1];
-    } else if ((np == 3 || np == 4) && strcmp(parts[1], "function") == 0) {
+        q = np == 2 ? parts[1] : NULL;
+    } else if ((np == 3 || np == 4) && all_digits(parts[0], 12) &&
+               strcmp(parts[1], "function") == 0) {
         fname = parts[2];
         q = np == 4 ? parts[3] : NULL;
     } else if ((np == 7 || np == 8) && strcmp(parts[0], "arn") == 0 &&
-               strcmp(parts[2], "lambda") == 0 && strcmp(parts[5], "function") == 0) {
+               str_has_prefix(parts[1], "aws") && strcmp(parts[2], "lambda") == 0 &&
+               all_digits(parts[4], 12) && strcmp(parts[5], "function") == 0) {
         fname = parts[6];
         q = np == 8 ? parts[7] : NULL;
     }
-    if (!fname || strlen(fname) > 64 || !*fname)
+    if (!fname || strlen(fname) > 64 || (q && !qualifier_ok(q)))
         return validation(err, ref, "functionName", NAME_PATTERN);
     for (const char *p = fname; *p; p++)
         if (!is_name_char((unsigned char)*p))
@@ -511,13 +540,15 @@ int apply_configuration(struct lambda *l, json_t *config, json_t *body, int crea
             return validation(err, s, "role", ROLE_PATTERN);
         json_object_set_new(config, "Role", json_string(s));
     } else if (creating) {
-        return validation(err, "null", "role", "Member must not be null");
+        return fail(err, 400, "ValidationException",
+                    "1 validation error detected: Value null at 'role' failed to satisfy "
+                    "constraint: Member must not be null");
     }
 
     if ((rc = check_string(body, "Handler", &s, err)) < 0)
         return -1;
     if (rc == 0) {
-        if (strlen(s) > 128 || strpbrk(s, " \t\r\n"))
+        if (!*s || strlen(s) > 128 || strpbrk(s, " \t\r\n"))
             return validation(err, s, "handler",
                               "Member must satisfy regular expression pattern: [^\\s]+");
         json_object_set_new(config, "Handler", json_string(s));

@@ -54,7 +54,8 @@ struct param_error {
     char message[1024];
 };
 /* Extracts the function name from a path segment (name, ARN or partial
- * ARN, percent-encoded); qualifier (may be NULL) receives ":<q>" if any. */
+ * ARN, percent-encoded); qualifier (may be NULL) receives the qualifier
+ * ("$LATEST", "1", an alias) or "". */
 int parse_function_ref(const char *segment, char name[65], char qualifier[130],
                        struct param_error *err);
 /* Checks and applies configuration fields of body to config (create or
