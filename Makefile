@@ -69,3 +69,6 @@ clean:
 	rm -rf build
 
 -include $(OBJS:.o=.d) $(BUILD)/src/main.d
+
+# keep unit test objects between runs
+.SECONDARY:

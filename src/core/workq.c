@@ -49,10 +49,9 @@ static void *worker(void *arg)
             wq->tail = NULL;
         pthread_mutex_unlock(&wq->lock);
         j->work(j->arg);
-        pthread_mutex_lock(&wq->lock);
-        int stopping = wq->stopping;
-        pthread_mutex_unlock(&wq->lock);
-        if (stopping || loop_post(wq->loop, run_done, j) < 0)
+        /* Always hand back: done() owns the job's argument. At shutdown the
+         * loop runs these with loop_run_posted after workq_free. */
+        if (loop_post(wq->loop, run_done, j) < 0)
             free(j);
     }
 }

@@ -14,7 +14,9 @@ struct workq;
 typedef void (*workq_fn)(void *arg);
 
 struct workq *workq_new(struct loop *loop, int threads);
-/* Waits for queued jobs to finish (their done callbacks are not run). */
+/* Finishes every queued job and joins the workers. Their done callbacks are
+ * queued on the loop: run them with loop_run_posted before freeing what
+ * they touch. */
 void workq_free(struct workq *wq);
 int workq_submit(struct workq *wq, workq_fn work, workq_fn done, void *arg);
 

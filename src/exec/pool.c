@@ -911,26 +911,25 @@ static void rt_result(struct instance *inst, struct http_req *req, const char *i
 static void rt_init_error(struct instance *inst, struct http_req *req)
 {
     if (inst->state != INST_STARTING) {
-        rt_error(req, 403, "InvalidStateTransition", "State transition from Ready to InitError failed");
+        rt_error(req, 403, "InvalidStateTransition",
+                 "State transition from Ready to InitError failed");
         return;
     }
     size_t len;
     const char *body = http_req_body(req, &len);
-    const char *type = http_req_header(req, "Lambda-Runtime-Function-Error-Type");
+    const char *header = http_req_header(req, "Lambda-Runtime-Function-Error-Type");
     json_t *doc = json_loadb(body, len, 0, NULL);
+    const char *type = json_string_value(json_object_get(doc, "errorType"));
+    if (!type)
+        type = header ? header : "Runtime.Unknown";
+    snprintf(inst->init_error_type, sizeof(inst->init_error_type), "%s", type);
     buf_reset(&inst->init_error);
-    if (json_is_object(doc)) {
+    if (json_is_object(doc))
         buf_append(&inst->init_error, body, len);
-        const char *t = json_string_value(json_object_get(doc, "errorType"));
-        if (t)
-            type = t;
-    } else {
-        json_error(&inst->init_error, type ? type : "Runtime.Unknown", "%.*s",
+    else
+        json_error(&inst->init_error, inst->init_error_type, "%.*s",
                    (int)(len > 900 ? 900 : len), body);
-    }
-    json_decref(doc);
-    snprintf(inst->init_error_type, sizeof(inst->init_error_type), "%s",
-             type ? type : "Runtime.Unknown");
+    json_decref(doc); /* type pointed into doc: copied above */
     init_report(inst, "error");
     http_reply(req, 202, "application/json", "{\"status\":\"OK\"}", 15);
 }
