@@ -8,8 +8,9 @@
 
 static const struct cli_command commands[] = {
     {"serve", "serve [--listen HOST:PORT] [--data-dir DIR]", cmd_serve},
-    {"deploy", "deploy DIR --name N --runtime R --handler H [--timeout S] [--memory MB] "
-               "[--env K=V]...",
+    {"deploy",
+     "deploy DIR --name N --runtime R --handler H [--timeout S] [--memory MB] "
+     "[--env K=V]...",
      cmd_deploy},
     {"invoke", "invoke NAME [JSON] [--tail]", cmd_invoke},
     {"logs", "logs NAME [--follow] [--since MINUTES]", cmd_logs},

@@ -104,8 +104,8 @@ static size_t collect(char *ptr, size_t size, size_t n, void *arg)
 }
 
 int client_call(struct client *c, const char *method, const char *path, const char *query,
-                const char *service, const char *target, const char *content_type,
-                const void *body, size_t len, struct client_response *out)
+                const char *service, const char *target, const char *content_type, const void *body,
+                size_t len, struct client_response *out)
 {
     memset(out, 0, sizeof(*out));
     char amz_date[17], payload_hash[65];

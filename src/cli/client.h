@@ -29,8 +29,8 @@ void client_free(struct client *c);
  * NULL ("a=1&b=2", encoded). target sets X-Amz-Target (JSON 1.1 APIs).
  * Returns 0, or -1 when the server could not be reached (message printed). */
 int client_call(struct client *c, const char *method, const char *path, const char *query,
-                const char *service, const char *target, const char *content_type,
-                const void *body, size_t len, struct client_response *out);
+                const char *service, const char *target, const char *content_type, const void *body,
+                size_t len, struct client_response *out);
 void client_response_release(struct client_response *r);
 /* Adds "Name: value" to the next call only (not signed). */
 void client_next_header(struct client *c, const char *line);

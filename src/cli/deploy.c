@@ -109,12 +109,24 @@ int cmd_deploy(int argc, char **argv)
     int c, status = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case 'n': name = optarg; break;
-        case 'r': runtime = optarg; break;
-        case 'H': handler = optarg; break;
-        case 'R': role = optarg; break;
-        case 't': timeout = strtol(optarg, NULL, 10); break;
-        case 'm': memory = strtol(optarg, NULL, 10); break;
+        case 'n':
+            name = optarg;
+            break;
+        case 'r':
+            runtime = optarg;
+            break;
+        case 'H':
+            handler = optarg;
+            break;
+        case 'R':
+            role = optarg;
+            break;
+        case 't':
+            timeout = strtol(optarg, NULL, 10);
+            break;
+        case 'm':
+            memory = strtol(optarg, NULL, 10);
+            break;
         case 'e': {
             char *eq = strchr(optarg, '=');
             if (!eq) {

@@ -52,8 +52,8 @@ static int print_since(struct client *cl, const char *group, int64_t start_ms, s
             json_object_set_new(body, "nextToken", json_string(token));
         json_decref(res);
         long st = 0;
-        res = client_json(cl, "POST", "/", NULL, "logs", "Logs_20140328.FilterLogEvents", body,
-                          &st);
+        res =
+            client_json(cl, "POST", "/", NULL, "logs", "Logs_20140328.FilterLogEvents", body, &st);
         json_decref(body);
         if (!res)
             return -1;

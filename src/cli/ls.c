@@ -35,8 +35,8 @@ int cmd_ls(int argc, char **argv)
             }
         }
         long st;
-        json_t *res = client_json(cl, "GET", "/2015-03-31/functions/", q.data, "lambda", NULL,
-                                  NULL, &st);
+        json_t *res =
+            client_json(cl, "GET", "/2015-03-31/functions/", q.data, "lambda", NULL, NULL, &st);
         buf_release(&q);
         if (!res) {
             status = 1;

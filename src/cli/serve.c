@@ -125,8 +125,7 @@ int cmd_serve(int argc, char **argv)
         goto out;
     lfd = edge_listen(cfg.listen_host, cfg.listen_port);
     if (lfd < 0) {
-        log_error("cannot listen on %s:%d: %s", cfg.listen_host, cfg.listen_port,
-                  strerror(-lfd));
+        log_error("cannot listen on %s:%d: %s", cfg.listen_host, cfg.listen_port, strerror(-lfd));
         goto out;
     }
     int port = edge_socket_port(lfd);

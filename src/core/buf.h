@@ -18,7 +18,10 @@ struct buf {
     size_t cap; /* 0 = unlimited */
 };
 
-#define BUF_INIT {0}
+#define BUF_INIT                                                                                   \
+    {                                                                                              \
+        0                                                                                          \
+    }
 
 void buf_init(struct buf *b, size_t cap);
 void buf_release(struct buf *b);

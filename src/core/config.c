@@ -133,7 +133,8 @@ static void random_token(char *out, size_t len, const char *alphabet)
 
 int config_load_credentials(struct config *cfg)
 {
-    const char *ak = getenv("IGNIS_ROOT_ACCESS_KEY_ID"), *sk = getenv("IGNIS_ROOT_SECRET_ACCESS_KEY");
+    const char *ak = getenv("IGNIS_ROOT_ACCESS_KEY_ID"),
+               *sk = getenv("IGNIS_ROOT_SECRET_ACCESS_KEY");
     if (ak && *ak && sk && *sk) {
         copy_str(cfg->access_key, sizeof(cfg->access_key), ak);
         copy_str(cfg->secret_key, sizeof(cfg->secret_key), sk);

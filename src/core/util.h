@@ -10,8 +10,8 @@
 
 #include "core/buf.h"
 
-int64_t now_ms(void);      /* wall clock, ms since epoch */
-int64_t mono_us(void);     /* monotonic clock, µs */
+int64_t now_ms(void);  /* wall clock, ms since epoch */
+int64_t mono_us(void); /* monotonic clock, µs */
 void random_bytes(void *out, size_t n);
 void uuid_v4(char out[37]); /* 8-4-4-4-12 lowercase hex */
 void hex_encode(const unsigned char *in, size_t n, char *out /* 2n+1 */);

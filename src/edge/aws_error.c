@@ -44,10 +44,10 @@ void aws_error(struct http_req *req, enum aws_protocol proto, unsigned status, c
     if (proto == AWS_REST_JSON) {
         http_req_add_header(req, "x-amzn-ErrorType", code);
         /* Lambda's model spells the member "Message" for these two only */
-        const char *member = strcmp(code, "ResourceNotFoundException") == 0 ||
-                                     strcmp(code, "ServiceException") == 0
-                                 ? "Message"
-                                 : "message";
+        const char *member =
+            strcmp(code, "ResourceNotFoundException") == 0 || strcmp(code, "ServiceException") == 0
+                ? "Message"
+                : "message";
         doc = json_pack("{s:s, s:s}", "Type", status >= 500 ? "Service" : "User", member, message);
     } else {
         doc = json_pack("{s:s, s:s}", "__type", code, "message", message);

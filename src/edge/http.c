@@ -176,9 +176,8 @@ static enum MHD_Result queue_answer(struct http_req *req)
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     (void)version;
     struct http_server *srv = cls;
@@ -195,8 +194,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             req_free(req);
             return MHD_NO;
         }
-        req->body_cap = srv->opts.body_cap ? srv->opts.body_cap(req, srv->opts.arg)
-                                           : DEFAULT_BODY_CAP;
+        req->body_cap =
+            srv->opts.body_cap ? srv->opts.body_cap(req, srv->opts.arg) : DEFAULT_BODY_CAP;
         *con_cls = req;
         return MHD_YES;
     }
@@ -446,8 +445,8 @@ struct http_server *http_server_new(struct loop *loop, const struct http_server_
         {opts->listen_fd >= 0 ? MHD_OPTION_LISTEN_SOCKET : MHD_OPTION_END, opts->listen_fd, NULL},
         {MHD_OPTION_END, 0, NULL},
     };
-    srv->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_ARRAY,
-                                   options, MHD_OPTION_END);
+    srv->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_ARRAY, options,
+                                   MHD_OPTION_END);
     if (!srv->daemon) {
         log_error("MHD_start_daemon failed");
         free(srv);

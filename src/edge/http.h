@@ -57,8 +57,8 @@ void http_req_sigv4(struct http_req *req, struct sigv4_request *out);
 /* Adds a response header (copied). */
 int http_req_add_header(struct http_req *req, const char *name, const char *value);
 /* Answers req: copies body. After this, req must not be touched. */
-void http_reply(struct http_req *req, unsigned status, const char *content_type,
-                const void *body, size_t len);
+void http_reply(struct http_req *req, unsigned status, const char *content_type, const void *body,
+                size_t len);
 /* Same, taking ownership of a malloc'd body. */
 void http_reply_take(struct http_req *req, unsigned status, const char *content_type, char *body,
                      size_t len);

@@ -22,7 +22,7 @@ struct sigv4_kv {
 /* One parsed Authorization header. */
 struct sigv4_credential {
     char access_key[129];
-    char date[9];     /* YYYYMMDD of the credential scope */
+    char date[9]; /* YYYYMMDD of the credential scope */
     char region[33];
     char service[33];
     char signed_headers[1024]; /* "host;x-amz-date", lower case, ';'-joined */
@@ -63,9 +63,9 @@ int sigv4_parse_authorization(const char *value, struct sigv4_credential *out);
  * its cap is reached). Query values are percent-decoded and re-encoded, so a
  * bad escape ("%zz") is -EINVAL; more than 1000 query pairs is -EINVAL.
  */
-int sigv4_compute(const struct sigv4_request *req, const char *signed_headers,
-                  const char *amz_date, const char *region, const char *service,
-                  const char *secret, char out_hex[65], struct buf *canonical);
+int sigv4_compute(const struct sigv4_request *req, const char *signed_headers, const char *amz_date,
+                  const char *region, const char *service, const char *secret, char out_hex[65],
+                  struct buf *canonical);
 
 /* Returns the secret for access_key, or NULL when unknown. */
 typedef const char *(*sigv4_secret_lookup)(const char *access_key, void *arg);

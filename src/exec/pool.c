@@ -64,10 +64,10 @@ struct instance {
     struct logstream *log;
     int64_t spawn_us;
     double init_ms;
-    int report_init;   /* the next REPORT carries Init Duration */
-    int init_reported; /* an INIT_REPORT line was written */
-    int exec_errno;    /* why execve failed in the child, or 0 */
-    struct cgroup *cg; /* memory and pids limits; NULL without cgroups */
+    int report_init;     /* the next REPORT carries Init Duration */
+    int init_reported;   /* an INIT_REPORT line was written */
+    int exec_errno;      /* why execve failed in the child, or 0 */
+    struct cgroup *cg;   /* memory and pids limits; NULL without cgroups */
     struct buf init_log; /* output before the first invocation, for a failed init's tail */
     int killed;
     struct loop_timer *init_timer;
@@ -283,8 +283,8 @@ static void write_report(struct instance *inst, struct invocation *inv, const ch
     log_printf(inst,
                "REPORT RequestId: %s\tDuration: %.2f ms\tBilled Duration: %lld ms\tMemory Size: "
                "%u MB\tMax Memory Used: %u MB%s%s",
-               inv->request_id, dur_ms, billed, inv->fn->memory_mb, max_memory_used_mb(inst),
-               init, st);
+               inv->request_id, dur_ms, billed, inv->fn->memory_mb, max_memory_used_mb(inst), init,
+               st);
 }
 
 /* Hands the outcome to the caller. inst may be NULL (never dispatched). */
@@ -327,8 +327,8 @@ static void on_timeout(struct loop *loop, void *arg)
     format_iso8601_ms(now_ms(), ts);
     drain_output(inst, 1);
     log_printf(inst, "%s %s Task timed out after %.2f seconds", ts, inv->request_id, secs);
-    json_error(&inv->result, "Sandbox.Timedout", "RequestId: %s Error: Task timed out after %.2f seconds",
-               inv->request_id, secs);
+    json_error(&inv->result, "Sandbox.Timedout",
+               "RequestId: %s Error: Task timed out after %.2f seconds", inv->request_id, secs);
     finish_current(inst, INVOCATION_FUNCTION_ERROR, "timeout");
     instance_kill(inst);
 }
@@ -430,8 +430,8 @@ static void remove_idle(struct instance *inst)
 static void exit_description(int status, char *out, size_t size)
 {
     if (WIFSIGNALED(status))
-        snprintf(out, size, "signal: %s", WTERMSIG(status) == SIGKILL ? "killed"
-                                                                      : strsignal(WTERMSIG(status)));
+        snprintf(out, size, "signal: %s",
+                 WTERMSIG(status) == SIGKILL ? "killed" : strsignal(WTERMSIG(status)));
     else
         snprintf(out, size, "exit status %d", WEXITSTATUS(status));
 }
@@ -829,8 +829,8 @@ static void maybe_spawn(struct pool_fn *fn)
 static void rt_error(struct http_req *req, unsigned status, const char *type, const char *msg)
 {
     char body[512];
-    int n = snprintf(body, sizeof(body), "{\"errorMessage\":\"%s\",\"errorType\":\"%s\"}", msg,
-                     type);
+    int n =
+        snprintf(body, sizeof(body), "{\"errorMessage\":\"%s\",\"errorType\":\"%s\"}", msg, type);
     http_reply(req, status, "application/json", body, (size_t)n);
 }
 
@@ -897,8 +897,8 @@ static void rt_result(struct instance *inst, struct http_req *req, const char *i
             buf_append(&inv->result, body, len);
         } else {
             const char *type = http_req_header(req, "Lambda-Runtime-Function-Error-Type");
-            json_error(&inv->result, type ? type : "Unhandled", "%.*s", (int)(len > 900 ? 900 : len),
-                       body);
+            json_error(&inv->result, type ? type : "Unhandled", "%.*s",
+                       (int)(len > 900 ? 900 : len), body);
         }
         json_decref(doc);
     } else {
@@ -927,8 +927,8 @@ static void rt_init_error(struct instance *inst, struct http_req *req)
     if (json_is_object(doc))
         buf_append(&inst->init_error, body, len);
     else
-        json_error(&inst->init_error, inst->init_error_type, "%.*s",
-                   (int)(len > 900 ? 900 : len), body);
+        json_error(&inst->init_error, inst->init_error_type, "%.*s", (int)(len > 900 ? 900 : len),
+                   body);
     json_decref(doc); /* type pointed into doc: copied above */
     init_report(inst, "error");
     http_reply(req, 202, "application/json", "{\"status\":\"OK\"}", 15);

@@ -46,11 +46,11 @@ enum invocation_outcome {
 struct invocation {
     /* set by the caller */
     char request_id[37];
-    struct buf payload;    /* the event (owned by the invocation) */
-    char *client_context;  /* decoded JSON or NULL (owned) */
+    struct buf payload;   /* the event (owned by the invocation) */
+    char *client_context; /* decoded JSON or NULL (owned) */
     char *cognito_identity;
-    char *invoked_arn;     /* the ARN as invoked (with qualifier), or NULL: the function's */
-    int want_log_tail;     /* keep this invocation's log lines (last 4 KB) */
+    char *invoked_arn; /* the ARN as invoked (with qualifier), or NULL: the function's */
+    int want_log_tail; /* keep this invocation's log lines (last 4 KB) */
     void (*done)(struct invocation *inv, void *arg);
     void *done_arg;
     /* set by the pool before done() */

@@ -23,10 +23,10 @@
 
 enum codestore_error {
     CODESTORE_OK = 0,
-    CODESTORE_NOT_ZIP = -1,  /* not a readable zip archive */
-    CODESTORE_HOSTILE = -2,  /* a path escapes the package, or a link is abused */
-    CODESTORE_TOO_BIG = -3,  /* past CODESTORE_MAX_UNZIPPED or _ENTRIES */
-    CODESTORE_IO = -4,       /* disk error; errno-style detail in the message */
+    CODESTORE_NOT_ZIP = -1, /* not a readable zip archive */
+    CODESTORE_HOSTILE = -2, /* a path escapes the package, or a link is abused */
+    CODESTORE_TOO_BIG = -3, /* past CODESTORE_MAX_UNZIPPED or _ENTRIES */
+    CODESTORE_IO = -4,      /* disk error; errno-style detail in the message */
 };
 
 struct codestore_package {

@@ -36,8 +36,7 @@ static void not_found(struct lambda *l, struct http_req *req, const char *name)
 {
     char arn[256];
     function_arn(l, name, arn, sizeof(arn));
-    aws_error(req, AWS_REST_JSON, 404, "ResourceNotFoundException", "Function not found: %s",
-              arn);
+    aws_error(req, AWS_REST_JSON, 404, "ResourceNotFoundException", "Function not found: %s", arn);
 }
 
 static json_t *parse_body(struct http_req *req)
@@ -296,10 +295,10 @@ static void create_function(struct lambda *l, struct http_req *req)
         "{s:s, s:s, s:s, s:I, s:I, s:s, s:{s:s}, s:s, s:[s], s:{s:i}, s:{s:s, s:s},"
         " s:{s:s, s:s}}",
         "FunctionName", name, "FunctionArn", arn, "Description", "", "Timeout", (json_int_t)3,
-        "MemorySize", (json_int_t)128, "Version", "$LATEST", "TracingConfig", "Mode",
-        "PassThrough", "PackageType", "Zip", "Architectures", "x86_64", "EphemeralStorage",
-        "Size", 512, "SnapStart", "ApplyOn", "None", "OptimizationStatus", "Off",
-        "LoggingConfig", "LogFormat", "Text", "LogGroup", group);
+        "MemorySize", (json_int_t)128, "Version", "$LATEST", "TracingConfig", "Mode", "PassThrough",
+        "PackageType", "Zip", "Architectures", "x86_64", "EphemeralStorage", "Size", 512,
+        "SnapStart", "ApplyOn", "None", "OptimizationStatus", "Off", "LoggingConfig", "LogFormat",
+        "Text", "LogGroup", group);
     if (apply_configuration(l, config, body, 1, &err) < 0) {
         json_decref(config);
         reply_error(req, &err);
@@ -317,7 +316,7 @@ out:
 }
 
 struct function *lambda_lookup(struct lambda *l, struct http_req *req, const char *ref,
-                              char qualifier[130])
+                               char qualifier[130])
 {
     struct param_error err;
     char name[65], qual[130];
@@ -336,8 +335,8 @@ struct function *lambda_lookup(struct lambda *l, struct http_req *req, const cha
     if (qual[0] && strcmp(qual, "$LATEST") != 0) {
         char arn[256];
         function_arn(l, name, arn, sizeof(arn));
-        aws_error(req, AWS_REST_JSON, 404, "ResourceNotFoundException",
-                  "Function not found: %s:%s", arn, qual);
+        aws_error(req, AWS_REST_JSON, 404, "ResourceNotFoundException", "Function not found: %s:%s",
+                  arn, qual);
         return NULL;
     }
     if (qualifier)
@@ -411,9 +410,13 @@ static void list_functions(struct lambda *l, struct http_req *req)
     size_t i;
     for (i = start; i < l->nfns && (long)(i - start) < max; i++) {
         json_t *c = json_deep_copy(l->fns[i]->config);
-        static const char *const hidden[] = {"State", "StateReason", "StateReasonCode",
-                                             "LastUpdateStatus", "LastUpdateStatusReason",
-                                             "LastUpdateStatusReasonCode", NULL};
+        static const char *const hidden[] = {"State",
+                                             "StateReason",
+                                             "StateReasonCode",
+                                             "LastUpdateStatus",
+                                             "LastUpdateStatusReason",
+                                             "LastUpdateStatusReasonCode",
+                                             NULL};
         for (const char *const *h = hidden; *h; h++)
             json_object_del(c, *h);
         json_array_append_new(list, c);
@@ -606,8 +609,7 @@ static void tags_op(struct lambda *l, struct http_req *req, const char *method, 
 
 /*=== Code download ===*/
 
-static void code_signature(const struct lambda *l, const char *hex, long long expires,
-                           char out[65])
+static void code_signature(const struct lambda *l, const char *hex, long long expires, char out[65])
 {
     char msg[128];
     int n = snprintf(msg, sizeof(msg), "%s\n%lld", hex, expires);
@@ -648,8 +650,7 @@ void lambda_serve_code(struct http_req *req, const struct edge_auth *auth, void 
         char want[65];
         long long expires = strtoll(exp, NULL, 10);
         code_signature(l, hex, expires, want);
-        ok = strlen(sig) == 64 && CRYPTO_memcmp(want, sig, 64) == 0 &&
-             expires >= now_ms() / 1000;
+        ok = strlen(sig) == 64 && CRYPTO_memcmp(want, sig, 64) == 0 && expires >= now_ms() / 1000;
     }
     if (!ok) {
         http_reply(req, 403, "application/xml",

@@ -278,9 +278,9 @@ static int is_name_char(int c)
     return isalnum(c) || c == '-' || c == '_';
 }
 
-#define NAME_PATTERN                                                                              \
-    "Member must satisfy regular expression pattern: "                                            \
-    "(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\\d{1}:)?(\\d{12}:)?(function:)?("    \
+#define NAME_PATTERN                                                                               \
+    "Member must satisfy regular expression pattern: "                                             \
+    "(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\\d{1}:)?(\\d{12}:)?(function:)?("     \
     "[a-zA-Z0-9-_]+)(:(\\$LATEST|[a-zA-Z0-9-_]+))?"
 
 static int all_digits(const char *s, size_t n)
@@ -356,14 +356,14 @@ int parse_function_ref(const char *segment, char name[65], char qualifier[130],
 }
 
 static const char *const supported_runtimes[] = {
-    "python3.8",   "python3.9",   "python3.10",  "python3.11",    "python3.12",      "python3.13",
-    "nodejs16.x",  "nodejs18.x",  "nodejs20.x",  "nodejs22.x",    "provided",        "provided.al2",
-    "provided.al2023", NULL,
+    "python3.8",  "python3.9",    "python3.10",      "python3.11", "python3.12",
+    "python3.13", "nodejs16.x",   "nodejs18.x",      "nodejs20.x", "nodejs22.x",
+    "provided",   "provided.al2", "provided.al2023", NULL,
 };
 
 static const char *const deprecated_runtimes[] = {
-    "python2.7", "python3.6", "python3.7", "nodejs", "nodejs4.3", "nodejs6.10", "nodejs8.10",
-    "nodejs10.x", "nodejs12.x", "nodejs14.x", "nodejs4.3-edge", NULL,
+    "python2.7",  "python3.6",  "python3.7",  "nodejs",     "nodejs4.3",      "nodejs6.10",
+    "nodejs8.10", "nodejs10.x", "nodejs12.x", "nodejs14.x", "nodejs4.3-edge", NULL,
 };
 
 static int in_list(const char *s, const char *const *list)
@@ -392,8 +392,8 @@ static int check_int(json_t *body, const char *key, const char *field, long min,
         return validation(err, text, field, constraint);
     }
     if (i > max) {
-        snprintf(constraint, sizeof(constraint),
-                 "Member must have value less than or equal to %ld", max);
+        snprintf(constraint, sizeof(constraint), "Member must have value less than or equal to %ld",
+                 max);
         return validation(err, text, field, constraint);
     }
     *out = i;
@@ -412,11 +412,25 @@ static int check_string(json_t *body, const char *key, const char **out, struct 
 }
 
 static const char *const reserved_env[] = {
-    "_HANDLER", "_X_AMZN_TRACE_ID", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_EXECUTION_ENV",
-    "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION",
-    "AWS_LAMBDA_INITIALIZATION_TYPE", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME",
-    "AWS_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-    "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR", NULL,
+    "_HANDLER",
+    "_X_AMZN_TRACE_ID",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "AWS_EXECUTION_ENV",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_INITIALIZATION_TYPE",
+    "AWS_LAMBDA_LOG_GROUP_NAME",
+    "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_ACCESS_KEY",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_LAMBDA_RUNTIME_API",
+    "LAMBDA_TASK_ROOT",
+    "LAMBDA_RUNTIME_DIR",
+    NULL,
 };
 
 static int check_environment(json_t *env, struct param_error *err)
@@ -472,8 +486,8 @@ static int check_environment(json_t *env, struct param_error *err)
     return 0;
 }
 
-#define ROLE_PATTERN                                                                              \
-    "Member must satisfy regular expression pattern: "                                            \
+#define ROLE_PATTERN                                                                               \
+    "Member must satisfy regular expression pattern: "                                             \
     "arn:(aws[a-zA-Z-]*)?:iam::\\d{12}:role/?[a-zA-Z_0-9+=,.@\\-_/]+"
 
 static int role_ok(const char *role)
@@ -609,9 +623,11 @@ int apply_configuration(struct lambda *l, json_t *config, json_t *body, int crea
         const char *levels[] = {"ApplicationLogLevel", "SystemLogLevel"};
         for (int k = 0; k < 2; k++) {
             const char *lv = json_string_value(json_object_get(logging, levels[k]));
-            if (lv && !in_list(lv, (const char *const[]){"TRACE", "DEBUG", "INFO", "WARN",
-                                                         "ERROR", "FATAL", NULL}))
-                return validation(err, lv, "loggingConfig", "Member must satisfy enum value set: [TRACE, DEBUG, INFO, WARN, ERROR, FATAL]");
+            if (lv && !in_list(lv, (const char *const[]){"TRACE", "DEBUG", "INFO", "WARN", "ERROR",
+                                                         "FATAL", NULL}))
+                return validation(
+                    err, lv, "loggingConfig",
+                    "Member must satisfy enum value set: [TRACE, DEBUG, INFO, WARN, ERROR, FATAL]");
         }
         if (fmt)
             json_object_set_new(cur, "LogFormat", json_string(fmt));
@@ -646,9 +662,9 @@ int apply_configuration(struct lambda *l, json_t *config, json_t *body, int crea
             return fail(err, 400, "InvalidParameterValueException",
                         "Architecture arm64 is not supported by this Ignis host (x86_64).");
     }
-    static const char *const unsupported[] = {"VpcConfig", "DeadLetterConfig", "KMSKeyArn",
-                                              "Layers", "FileSystemConfigs", "ImageConfig",
-                                              "CodeSigningConfigArn", "SnapStart", NULL};
+    static const char *const unsupported[] = {
+        "VpcConfig",   "DeadLetterConfig",     "KMSKeyArn", "Layers", "FileSystemConfigs",
+        "ImageConfig", "CodeSigningConfigArn", "SnapStart", NULL};
     for (const char *const *u = unsupported; *u; u++) {
         json_t *v = json_object_get(body, *u);
         if (v && !(json_is_array(v) && json_array_size(v) == 0) &&

@@ -9,9 +9,9 @@
 
 #include "services/lambda/lambda.h"
 
-#define LAMBDA_SYNC_PAYLOAD_MAX 6291456    /* Invoke RequestResponse */
-#define LAMBDA_ASYNC_PAYLOAD_MAX 1048576   /* Invoke Event (1 MB since 2025; was 256 KB) */
-#define LAMBDA_REQUEST_MAX 70167211        /* CreateFunction/UpdateFunctionCode bodies */
+#define LAMBDA_SYNC_PAYLOAD_MAX 6291456  /* Invoke RequestResponse */
+#define LAMBDA_ASYNC_PAYLOAD_MAX 1048576 /* Invoke Event (1 MB since 2025; was 256 KB) */
+#define LAMBDA_REQUEST_MAX 70167211      /* CreateFunction/UpdateFunctionCode bodies */
 #define LAMBDA_ENV_MAX 4096
 
 struct function {
