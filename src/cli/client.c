@@ -231,35 +231,55 @@ int client_header(const struct client_response *r, const char *name, char *out, 
     return -1;
 }
 
+void client_error_from(const struct client_response *r, struct client_error *err)
+{
+    memset(err, 0, sizeof(*err));
+    err->status = r->status;
+    json_t *doc = r->body.len ? json_loadb(r->body.data, r->body.len, 0, NULL) : NULL;
+    if (client_header(r, "x-amzn-ErrorType", err->code, sizeof(err->code)) < 0) {
+        const char *t = json_string_value(json_object_get(doc, "__type"));
+        snprintf(err->code, sizeof(err->code), "%s", t ? t : "Error");
+    }
+    err->code[strcspn(err->code, ":")] = '\0';
+    const char *msg = json_string_value(json_object_get(doc, "message"));
+    if (!msg)
+        msg = json_string_value(json_object_get(doc, "Message"));
+    snprintf(err->message, sizeof(err->message), "%s", msg ? msg : "");
+    json_decref(doc);
+}
+
+void client_error_print(const struct client_error *err)
+{
+    fprintf(stderr, "ignis: %s (HTTP %ld): %s\n", err->code, err->status, err->message);
+}
+
 json_t *client_json(struct client *c, const char *method, const char *path, const char *query,
-                    const char *service, const char *target, json_t *body, long *status)
+                    const char *service, const char *target, json_t *body,
+                    struct client_error *err)
 {
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     struct client_response r;
+    struct client_error local;
     int rc = client_call(c, method, path, query, service, target,
                          target ? "application/x-amz-json-1.1" : "application/json", text,
                          text ? strlen(text) : 0, &r);
     free(text);
-    if (rc < 0)
-        return NULL;
-    if (status)
-        *status = r.status;
-    json_t *doc = r.body.len ? json_loadb(r.body.data, r.body.len, 0, NULL) : json_object();
-    if (r.status >= 300) {
-        char code[128] = "";
-        if (client_header(&r, "x-amzn-ErrorType", code, sizeof(code)) < 0) {
-            const char *t = json_string_value(json_object_get(doc, "__type"));
-            snprintf(code, sizeof(code), "%s", t ? t : "Error");
+    if (rc < 0) {
+        if (err) {
+            memset(err, 0, sizeof(*err));
+            snprintf(err->code, sizeof(err->code), "Unreachable");
         }
-        code[strcspn(code, ":")] = '\0';
-        const char *msg = json_string_value(json_object_get(doc, "message"));
-        if (!msg)
-            msg = json_string_value(json_object_get(doc, "Message"));
-        fprintf(stderr, "ignis: %s (HTTP %ld): %s\n", code, r.status, msg ? msg : "");
-        json_decref(doc);
-        doc = NULL;
-    } else if (!doc) {
-        fprintf(stderr, "ignis: the server answered something that is not JSON\n");
+        return NULL;
+    }
+    json_t *doc = NULL;
+    if (r.status >= 300) {
+        client_error_from(&r, err ? err : &local);
+        if (!err)
+            client_error_print(&local);
+    } else {
+        doc = r.body.len ? json_loadb(r.body.data, r.body.len, 0, NULL) : json_object();
+        if (!doc)
+            fprintf(stderr, "ignis: the server answered something that is not JSON\n");
     }
     client_response_release(&r);
     return doc;

@@ -37,9 +37,20 @@ void client_next_header(struct client *c, const char *line);
 /* A response header's value (case-insensitive), copied into out. */
 int client_header(const struct client_response *r, const char *name, char *out, size_t size);
 
-/* Calls a JSON API and parses the answer; on an AWS error prints
- * "ignis: <Code>: <message>" and returns NULL. */
+/* An AWS error answer: its code (from x-amzn-ErrorType or __type) and message. */
+struct client_error {
+    long status;
+    char code[128];
+    char message[1024];
+};
+/* Fills err from an answer of status >= 300. */
+void client_error_from(const struct client_response *r, struct client_error *err);
+void client_error_print(const struct client_error *err);
+
+/* Calls a JSON API and parses the answer. On an AWS error returns NULL and
+ * fills err (when err is NULL, prints "ignis: <Code> (HTTP n): <message>"). */
 json_t *client_json(struct client *c, const char *method, const char *path, const char *query,
-                    const char *service, const char *target, json_t *body, long *status);
+                    const char *service, const char *target, json_t *body,
+                    struct client_error *err);
 
 #endif

@@ -187,7 +187,7 @@ int cmd_deploy(int argc, char **argv)
             json_object_set_new(body, "Role",
                                 json_string("arn:aws:iam::000000000000:role/ignis-default"));
         json_object_set_new(body, "Code", json_pack("{s:s}", "ZipFile", b64.data));
-        res = client_json(cl, "POST", "/2015-03-31/functions", NULL, "lambda", NULL, body, &st);
+        res = client_json(cl, "POST", "/2015-03-31/functions", NULL, "lambda", NULL, body, NULL);
         json_decref(body);
         if (!res)
             goto out;
@@ -195,14 +195,14 @@ int cmd_deploy(int argc, char **argv)
     } else {
         snprintf(path, sizeof(path), "/2015-03-31/functions/%s/code", name);
         json_t *body = json_pack("{s:s}", "ZipFile", b64.data);
-        res = client_json(cl, "PUT", path, NULL, "lambda", NULL, body, &st);
+        res = client_json(cl, "PUT", path, NULL, "lambda", NULL, body, NULL);
         json_decref(body);
         if (!res)
             goto out;
         snprintf(path, sizeof(path), "/2015-03-31/functions/%s/configuration", name);
         for (int i = 0; i < 100; i++) { /* wait for the code update to finish */
             json_decref(res);
-            res = client_json(cl, "GET", path, NULL, "lambda", NULL, NULL, &st);
+            res = client_json(cl, "GET", path, NULL, "lambda", NULL, NULL, NULL);
             const char *s = json_string_value(json_object_get(res, "LastUpdateStatus"));
             if (!res || !s || strcmp(s, "InProgress") != 0)
                 break;
@@ -210,7 +210,7 @@ int cmd_deploy(int argc, char **argv)
         }
         if (res && json_object_size(conf)) {
             json_decref(res);
-            res = client_json(cl, "PUT", path, NULL, "lambda", NULL, conf, &st);
+            res = client_json(cl, "PUT", path, NULL, "lambda", NULL, conf, NULL);
         }
         if (!res)
             goto out;

@@ -49,8 +49,9 @@ int cmd_invoke(int argc, char **argv)
         buf_release(&log);
     }
     if (r.status != 200) {
-        fprintf(stderr, "ignis: invoke failed (HTTP %ld): %s\n", r.status,
-                r.body.data ? r.body.data : "");
+        struct client_error err;
+        client_error_from(&r, &err);
+        client_error_print(&err);
     } else {
         fwrite(r.body.data ? r.body.data : "", 1, r.body.len, stdout);
         printf("\n");

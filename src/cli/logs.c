@@ -51,12 +51,17 @@ static int print_since(struct client *cl, const char *group, int64_t start_ms, s
         if (token)
             json_object_set_new(body, "nextToken", json_string(token));
         json_decref(res);
-        long st = 0;
-        res =
-            client_json(cl, "POST", "/", NULL, "logs", "Logs_20140328.FilterLogEvents", body, &st);
+        struct client_error err;
+        res = client_json(cl, "POST", "/", NULL, "logs", "Logs_20140328.FilterLogEvents", body,
+                          &err);
         json_decref(body);
-        if (!res)
+        if (!res) {
+            if (strcmp(err.code, "ResourceNotFoundException") == 0)
+                return 0; /* the function has not logged anything yet */
+            if (strcmp(err.code, "Unreachable") != 0)
+                client_error_print(&err);
             return -1;
+        }
         size_t i;
         json_t *ev;
         json_array_foreach(json_object_get(res, "events"), i, ev)

@@ -34,9 +34,8 @@ int cmd_ls(int argc, char **argv)
                     buf_printf(&q, "%%%02X", (unsigned char)*p);
             }
         }
-        long st;
         json_t *res =
-            client_json(cl, "GET", "/2015-03-31/functions/", q.data, "lambda", NULL, NULL, &st);
+            client_json(cl, "GET", "/2015-03-31/functions/", q.data, "lambda", NULL, NULL, NULL);
         buf_release(&q);
         if (!res) {
             status = 1;
