@@ -31,9 +31,9 @@
 
 #define READ_CHUNK 16384
 #define PROBE_CHUNK 4096
-#define LINEAR_WINDOW 16384           /* binary search hands over to a scan below this */
+#define LINEAR_WINDOW 16384              /* binary search hands over to a scan below this */
 #define MAX_LINE_BYTES (8 * 1024 * 1024) /* a longer line is corrupt: give up on the file */
-#define CURSOR_CHUNK 4096             /* a merge cursor's first buffer: many may be open */
+#define CURSOR_CHUNK 4096                /* a merge cursor's first buffer: many may be open */
 
 struct stream_meta {
     char *name;
@@ -55,8 +55,8 @@ struct logstream {
     char *group, *stream;
     int fd;
     struct buf pending;
-    int64_t pending_first; /* timestamp of the first buffered event */
-    int64_t last_ts;       /* of the last event put: the clamp */
+    int64_t pending_first;    /* timestamp of the first buffered event */
+    int64_t last_ts;          /* of the last event put: the clamp */
     struct stream_meta *meta; /* its index entry, when the group is indexed */
     int unstorable;           /* its name cannot be a file name: events are dropped */
     struct logstream *next;
@@ -885,8 +885,7 @@ static void meta_info(const struct stream_meta *m, struct logstream_info *out)
     out->bytes = m->bytes;
 }
 
-int logstore_streams(struct logstore *ls, const char *group, struct logstream_info **out,
-                     size_t *n)
+int logstore_streams(struct logstore *ls, const char *group, struct logstream_info **out, size_t *n)
 {
     logstore_flush(ls);
     *out = NULL;
@@ -974,8 +973,8 @@ static int read_forward(int fd, const struct stream_meta *m, struct log_read *rd
     int rc;
     while ((rc = fr_next(&r, &ln)) > 0) {
         spent += ln.len + 1;
-        struct log_event ev = {.stream = m->name, .stream_hash = m->hash, .offset = ln.off,
-                               .next = ln.next};
+        struct log_event ev = {
+            .stream = m->name, .stream_hash = m->hash, .offset = ln.off, .next = ln.next};
         if (parse_line(ln.text, ln.len, &ev.ts_ms, &ev.message, &ev.len) < 0 ||
             ev.ts_ms < rd->start_ms) {
             *resume = ln.next;
@@ -997,8 +996,8 @@ static int read_forward(int fd, const struct stream_meta *m, struct log_read *rd
     return rc < 0 ? rc : 0;
 }
 
-static int read_backward(int fd, const struct stream_meta *m, struct log_read *rd,
-                         log_event_cb cb, void *arg)
+static int read_backward(int fd, const struct stream_meta *m, struct log_read *rd, log_event_cb cb,
+                         void *arg)
 {
     uint64_t *resume = &rd->resume;
     size_t spent = 0;
@@ -1017,8 +1016,8 @@ static int read_backward(int fd, const struct stream_meta *m, struct log_read *r
     int rc;
     while ((rc = br_prev(&r, &ln)) > 0) {
         spent += ln.len + 1;
-        struct log_event ev = {.stream = m->name, .stream_hash = m->hash, .offset = ln.off,
-                               .next = ln.next};
+        struct log_event ev = {
+            .stream = m->name, .stream_hash = m->hash, .offset = ln.off, .next = ln.next};
         if (parse_line(ln.text, ln.len, &ev.ts_ms, &ev.message, &ev.len) < 0 ||
             (rd->end_ms && ev.ts_ms >= rd->end_ms)) {
             *resume = ln.off;
@@ -1040,8 +1039,8 @@ static int read_backward(int fd, const struct stream_meta *m, struct log_read *r
     return rc < 0 ? rc : 0;
 }
 
-int logstore_read(struct logstore *ls, const char *group, const char *stream,
-                  struct log_read *rd, log_event_cb cb, void *arg)
+int logstore_read(struct logstore *ls, const char *group, const char *stream, struct log_read *rd,
+                  log_event_cb cb, void *arg)
 {
     logstore_flush(ls);
     struct group_index *g = group_get(ls, group);
@@ -1135,8 +1134,7 @@ static struct cursor *cursor_open(struct logstore *ls, struct group_index *g,
     c->m = m;
     uint64_t size, pos = 0;
     c->fd = open_stream(ls, g, m, &size);
-    if (c->fd < 0 ||
-        (m->first_ms < from_ms && lower_bound(c->fd, 0, size, from_ms, &pos) < 0)) {
+    if (c->fd < 0 || (m->first_ms < from_ms && lower_bound(c->fd, 0, size, from_ms, &pos) < 0)) {
         cursor_free(c);
         return NULL;
     }

@@ -113,8 +113,8 @@ struct log_read {
     size_t scan_budget;
     uint64_t began, resume; /* out */
 };
-int logstore_read(struct logstore *ls, const char *group, const char *stream,
-                  struct log_read *rd, log_event_cb cb, void *arg);
+int logstore_read(struct logstore *ls, const char *group, const char *stream, struct log_read *rd,
+                  log_event_cb cb, void *arg);
 
 /* The total order of a group's events: by timestamp, then stream hash, then
  * offset in the stream. */
