@@ -17,3 +17,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+
+# The AWS SDK for JavaScript v3, pinned, for the integration tests.
+here=$(cd "$(dirname "$0")/.." && pwd)
+if [ ! -d "$here/tests/js/node_modules/@aws-sdk/client-lambda" ]; then
+  (cd "$here/tests/js" && npm ci --silent --no-audit --no-fund)
+fi
