@@ -26,9 +26,8 @@ int64_t mono_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-void random_bytes(void *out, size_t n)
+static void getrandom_all(unsigned char *p, size_t n)
 {
-    unsigned char *p = out;
     while (n > 0) {
         ssize_t got = getrandom(p, n, 0);
         if (got < 0) {
@@ -41,6 +40,28 @@ void random_bytes(void *out, size_t n)
         p += got;
         n -= (size_t)got;
     }
+}
+
+/* Request ids, trace ids and stream names need a few random bytes per invoke:
+ * serve them from a per-thread pool refilled 4 KB at a time, not a syscall
+ * each. A forked child must not reuse the parent's pool: it never calls this
+ * before exec. */
+void random_bytes(void *out, size_t n)
+{
+    static __thread unsigned char pool[4096];
+    static __thread size_t avail;
+    unsigned char *dst = out;
+    if (n > sizeof(pool) / 4) {
+        getrandom_all(dst, n);
+        return;
+    }
+    if (avail < n) {
+        getrandom_all(pool, sizeof(pool));
+        avail = sizeof(pool);
+    }
+    memcpy(dst, pool + sizeof(pool) - avail, n);
+    memset(pool + sizeof(pool) - avail, 0, n); /* used bytes are not kept */
+    avail -= n;
 }
 
 void uuid_v4(char out[37])

@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -135,17 +136,18 @@ static void handle(struct http_req *req, void *arg)
     http_req_sigv4(req, &sreq);
     size_t len;
     const char *body = http_req_body(req, &len);
+    /* The signature covers the hash, so the hash must be the body's own: a
+     * declared x-amz-content-sha256 is checked, never trusted. (S3's
+     * UNSIGNED-PAYLOAD and aws-chunked forms will be its own case.) */
     char body_hash[65];
+    sha256_hex(body, len, body_hash);
+    sreq.payload_hash = body_hash;
     const char *declared = http_req_header(req, "x-amz-content-sha256");
-    if (declared) {
-        sreq.payload_hash = declared;
-    } else {
-        sha256_hex(body, len, body_hash);
-        sreq.payload_hash = body_hash;
-    }
     struct sigv4_credential cred;
     memset(&cred, 0, sizeof(cred));
     enum sigv4_result res = sigv4_verify(&sreq, secret_for, (void *)e->cfg, now_ms(), &cred);
+    if (res == SIGV4_OK && declared && strcasecmp(declared, body_hash) != 0)
+        res = SIGV4_BODY_MISMATCH;
     const struct edge_route *r = cred.service[0] ? route_by_service(e, cred.service) : NULL;
     if (!r)
         r = route_by_path(e, path, 0);
@@ -172,6 +174,11 @@ static void handle(struct http_req *req, void *arg)
         aws_error(req, r->proto, 403, "IncompleteSignatureException",
                   "Authorization header requires 'Credential', 'Signature' and "
                   "'SignedHeaders' parameters, and a valid X-Amz-Date.");
+        return;
+    case SIGV4_BODY_MISMATCH:
+        aws_error(req, r->proto, 400, "XAmzContentSHA256Mismatch",
+                  "The provided 'x-amz-content-sha256' header does not match what was "
+                  "computed.");
         return;
     case SIGV4_MISMATCH:
         aws_error(req, r->proto, 403, "InvalidSignatureException",

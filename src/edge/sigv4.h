@@ -48,6 +48,7 @@ enum sigv4_result {
     SIGV4_UNKNOWN_KEY, /* lookup did not know the access key */
     SIGV4_MISMATCH,    /* signature differs */
     SIGV4_EXPIRED,     /* X-Amz-Date more than 15 minutes from now */
+    SIGV4_BODY_MISMATCH, /* signed, but x-amz-content-sha256 is not the body's hash (edge) */
 };
 
 /* Returns 0 or -EINVAL. */

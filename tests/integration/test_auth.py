@@ -299,3 +299,22 @@ def test_raw_signed_arn_path(server, lam, create_function, encode):
     status, _, doc = send(server, "GET", path, b"", headers)
     assert status == 200, doc
     assert doc["FunctionName"] == name
+
+
+def test_declared_body_hash_is_checked_against_the_body(server, create_function):
+    """x-amz-content-sha256 is covered by the signature, so a request signed for
+    one body must not be accepted with another body and the old hash."""
+    import hashlib
+    name = create_function({"app.py": "def handler(event, context):\n    return event\n"})
+    path = f"/2015-03-31/functions/{name}/invocations"
+    signed_body = b'{"amount": 1}'
+    declared = hashlib.sha256(signed_body).hexdigest()
+    headers = sign(server, "POST", path, signed_body, {"x-amz-content-sha256": declared})
+    assert "x-amz-content-sha256" in headers["Authorization"]
+
+    status, _, doc = send(server, "POST", path, signed_body, headers)
+    assert status == 200 and doc == {"amount": 1}      # the honest request works
+
+    status, hdrs, doc = send(server, "POST", path, b'{"amount": 1000000}', headers)
+    assert status in (400, 403), (status, doc)
+    assert error_type(hdrs) in ("XAmzContentSHA256Mismatch", "InvalidSignatureException")
