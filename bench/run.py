@@ -1,0 +1,901 @@
+#!/usr/bin/python3
+"""Ignis benchmark suite: `make bench` (or `/usr/bin/python3 bench/run.py`).
+
+Starts its own daemon (free port, temporary data dir), deploys three trivial
+echo functions (Python, Node.js, provided.al2023 with a libcurl bootstrap
+compiled from bench/fixtures/bootstrap.c) and measures
+
+  * cold start: CreateFunction + first Invoke wall time and the Init
+    Duration of the first REPORT line (LogType=Tail), over fresh functions;
+  * warm sync invoke latency (p50/p99) and throughput with wrk, replaying one
+    request pre-signed with botocore's SigV4Auth, at 1 and 16 clients, plus
+    the edge alone (the same invoke as X-Amz-Invocation-Type: DryRun: SigV4,
+    routing, payload check, no runtime round trip). Each figure gets a
+    warm-up, then interleaved rounds; the median of the quiet rounds is
+    reported, with the daemon's and the function's CPU time per invoke and
+    the CPU other processes on the machine used meanwhile.
+
+Prints a table, rewrites the section of docs/benchmarks.md between
+<!-- bench:begin --> and <!-- bench:end --> (the rest is kept), stops the
+daemon with SIGTERM and checks it exits 0. Exits 1 if anything failed.
+
+--quick: smoke run (< 20 s) that leaves docs/benchmarks.md alone unless
+--docs is given. See bench/README.md.
+"""
+import argparse
+import base64
+import datetime
+import http.client
+import io
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+import zipfile
+
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.join(REPO, "bench")
+FIXTURES = os.path.join(BENCH, "fixtures")
+DOCS = os.path.join(REPO, "docs", "benchmarks.md")
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+
+ACCESS_KEY = "AKIAIGNISBENCHKEY001"
+SECRET_KEY = "ignis-bench-secret-key-00000000000000000"
+REGION = "us-east-1"
+ROLE = "arn:aws:iam::000000000000:role/lambda-role"
+EVENT = b'{"bench":"ignis","n":1}'
+
+# Targets: warm p50 in µs, throughput in invokes/s, cold create-to-first-response in ms.
+TARGETS = {
+    ("provided", 1, "p50"): 150,
+    ("python", 1, "p50"): 300,
+    ("python", 16, "rps"): 5000,
+    ("python", "cold_total"): 40,
+}
+
+RUNTIMES = {
+    # key: (Runtime, Handler, files {zip name: (source path, mode)})
+    "python": ("python3.11", "app.handler", {"app.py": ("app.py", 0o644)}),
+    "node": ("nodejs20.x", "index.handler", {"index.js": ("index.js", 0o644)}),
+    "provided": ("provided.al2023", "bootstrap", {"bootstrap": (None, 0o755)}),
+}
+
+
+def say(*a):
+    print(*a, flush=True)
+
+
+# --------------------------------------------------------------------------
+# setup: tools, fixtures
+# --------------------------------------------------------------------------
+
+def ensure_wrk():
+    if shutil.which("wrk"):
+        return shutil.which("wrk")
+    say("wrk not found: installing the Debian package `wrk` (apt-get install -y wrk) ...")
+    if os.geteuid() != 0:
+        sys.exit("bench: wrk is missing and we are not root; run `apt-get install wrk` first")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    p = subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], env=env)
+    if p.returncode != 0:
+        subprocess.run(["apt-get", "update", "-q"], env=env, check=False)
+        subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], env=env, check=True)
+    path = shutil.which("wrk")
+    if not path:
+        sys.exit("bench: wrk still not found after apt-get install")
+    return path
+
+
+def build_bootstrap(out_dir):
+    """Compiles bench/fixtures/bootstrap.c against libcurl; returns the binary path."""
+    src = os.path.join(FIXTURES, "bootstrap.c")
+    out = os.path.join(out_dir, "bootstrap")
+    try:
+        flags = subprocess.run(["pkg-config", "--cflags", "--libs", "libcurl"],
+                               capture_output=True, text=True, check=True).stdout.split()
+    except (OSError, subprocess.CalledProcessError):
+        flags = ["-lcurl"]
+    cc = os.environ.get("CC", "cc")
+    cmd = [cc, "-O2", "-Wall", "-o", out, src] + flags
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        sys.exit("bench: cannot compile %s:\n%s\n%s" % (src, " ".join(cmd), p.stderr))
+    return out
+
+
+def make_zip(runtime_key, bootstrap_bin):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, (src, mode) in RUNTIMES[runtime_key][2].items():
+            path = bootstrap_bin if src is None else os.path.join(FIXTURES, src)
+            with open(path, "rb") as f:
+                data = f.read()
+            info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
+            info.create_system = 3
+            info.external_attr = (0o100000 | mode) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            z.writestr(info, data)
+    return buf.getvalue()
+
+
+# --------------------------------------------------------------------------
+# the daemon
+# --------------------------------------------------------------------------
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Daemon:
+    def __init__(self, binary, workdir):
+        self.binary = binary
+        self.data_dir = os.path.join(workdir, "data")
+        self.log_path = os.path.join(workdir, "ignis.log")
+        self.port = free_port()
+        self.proc = None
+
+    def start(self, timeout=10):
+        env = dict(os.environ, IGNIS_ROOT_ACCESS_KEY_ID=ACCESS_KEY,
+                   IGNIS_ROOT_SECRET_ACCESS_KEY=SECRET_KEY)
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [self.binary, "serve", "--listen", "127.0.0.1:%d" % self.port,
+             "--data-dir", self.data_dir],
+            env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("ignis exited with %s:\n%s" % (self.proc.returncode,
+                                                                 self.read_log()))
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return self
+            except OSError:
+                time.sleep(0.02)
+        raise RuntimeError("ignis did not start listening:\n" + self.read_log())
+
+    def read_log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self, timeout=15):
+        """SIGTERM, wait; returns (exit status, seconds it took)."""
+        t0 = time.perf_counter()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            rc = "timeout (killed)"
+        self.log.close()
+        self.proc = None
+        return rc, time.perf_counter() - t0
+
+
+# --------------------------------------------------------------------------
+# a small signed Lambda client (keeps its own overhead out of cold starts)
+# --------------------------------------------------------------------------
+
+class Lambda:
+    def __init__(self, port):
+        self.host = "127.0.0.1:%d" % port
+        self.creds = Credentials(ACCESS_KEY, SECRET_KEY)
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+
+    def sign(self, method, path, body=b"", headers=None):
+        """Returns the headers of a SigV4-signed request (valid 15 minutes)."""
+        req = AWSRequest(method=method, url="http://%s%s" % (self.host, path), data=body,
+                         headers=dict(headers or {}))
+        SigV4Auth(self.creds, "lambda", REGION).add_auth(req)
+        out = dict(req.headers.items())
+        out["Host"] = self.host
+        return out
+
+    def call(self, method, path, body=b"", headers=None):
+        h = self.sign(method, path, body, headers)
+        for attempt in (0, 1):
+            try:
+                self.conn.request(method, path, body=body, headers=h)
+                r = self.conn.getresponse()
+                return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+            except (http.client.HTTPException, ConnectionError):
+                self.conn.close()  # the daemon closed an idle keep-alive: once more
+                if attempt:
+                    raise
+
+    def create(self, name, runtime_key, zip_bytes):
+        runtime, handler, _ = RUNTIMES[runtime_key]
+        body = json.dumps({"FunctionName": name, "Runtime": runtime, "Handler": handler,
+                           "Role": ROLE, "Timeout": 30, "MemorySize": 256,
+                           "Code": {"ZipFile": base64.b64encode(zip_bytes).decode()}}).encode()
+        st, _, out = self.call("POST", "/2015-03-31/functions", body,
+                               {"Content-Type": "application/json"})
+        if st != 201:
+            raise RuntimeError("CreateFunction %s: HTTP %d %s" % (name, st, out[:300]))
+
+    def invoke(self, name, payload=EVENT, tail=False):
+        h = {"X-Amz-Log-Type": "Tail"} if tail else {}
+        st, hdrs, out = self.call("POST", "/2015-03-31/functions/%s/invocations" % name,
+                                  payload, h)
+        if st != 200 or "x-amz-function-error" in hdrs:
+            raise RuntimeError("Invoke %s: HTTP %d %s %s" % (name, st,
+                               hdrs.get("x-amz-function-error", ""), out[:300]))
+        log = base64.b64decode(hdrs.get("x-amz-log-result", "")).decode(errors="replace")
+        return out, log
+
+    def delete(self, name):
+        self.call("DELETE", "/2015-03-31/functions/%s" % name)
+
+
+# --------------------------------------------------------------------------
+# wrk
+# --------------------------------------------------------------------------
+
+LUA_DONE = r"""
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH_JSON {"requests":%d,"duration_us":%d,"bytes":%d,' ..
+    '"p50":%d,"p90":%d,"p99":%d,"p999":%d,"min":%d,"max":%d,"mean":%.2f,' ..
+    '"err_connect":%d,"err_read":%d,"err_write":%d,"err_status":%d,"err_timeout":%d}\n',
+    summary.requests, summary.duration, summary.bytes,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99),
+    latency:percentile(99.9), latency.min, latency.max, latency.mean,
+    e.connect, e.read, e.write, e.status, e.timeout))
+end
+"""
+
+
+def lua_str(s):
+    level = "=" * 4
+    assert "]" + level + "]" not in s
+    return "[" + level + "[" + s + "]" + level + "]"
+
+
+def write_lua(path, method, req_path, body, headers):
+    lines = ["wrk.method = %s" % lua_str(method),
+             "wrk.path = %s" % lua_str(req_path),
+             "wrk.body = %s" % lua_str(body.decode())]
+    for k, v in headers.items():
+        lines.append("wrk.headers[ %s ] = %s" % (lua_str(k), lua_str(v)))
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n" + LUA_DONE)
+
+
+def run_wrk(wrk, url, script, clients, seconds, threads=1, cpu=None):
+    cmd = [wrk, "-t%d" % threads, "-c%d" % clients, "-d%ds" % seconds, "--timeout", "10s",
+           "-s", script, url]
+    pin = (lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60,
+                       preexec_fn=pin)
+    m = re.search(r"^BENCH_JSON (\{.*\})$", p.stdout, re.M)
+    if p.returncode != 0 or not m:
+        raise RuntimeError("wrk failed (%s):\n%s\n%s" % (" ".join(cmd), p.stdout, p.stderr))
+    r = json.loads(m.group(1))
+    r["rps"] = r["requests"] / (r["duration_us"] / 1e6) if r["duration_us"] else 0.0
+    r["errors"] = sum(r[k] for k in r if k.startswith("err_"))
+    return r
+
+
+# --------------------------------------------------------------------------
+# CPU accounting: whose CPU time went where during a figure
+# --------------------------------------------------------------------------
+
+def _snapshot():
+    """{pid: (ppid, on-CPU ns of all its threads)} for every process, from
+    /proc/PID/task/*/schedstat (exact, unlike tick-sampled /proc/stat)."""
+    procs = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            ns = 0
+            for tid in os.listdir("/proc/%s/task" % d):
+                try:
+                    with open("/proc/%s/task/%s/schedstat" % (d, tid)) as f:
+                        ns += int(f.read().split()[0])
+                except (OSError, ValueError, IndexError):
+                    pass
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile
+        procs[int(d)] = (ppid, ns)
+    return procs
+
+
+def _descendants(procs, root):
+    kids = {}
+    for pid, (ppid, _) in procs.items():
+        kids.setdefault(ppid, []).append(pid)
+    out, todo = set(), [root]
+    while todo:
+        p = todo.pop()
+        out.add(p)
+        todo += kids.get(p, [])
+    return out
+
+
+class CpuMeter:
+    """Around one wrk run: on-CPU time of the daemon, of its function
+    processes, and of every other process on the machine (not this benchmark,
+    not kernel threads). Processes that both start and exit within the run are
+    missed, so "other" is a lower bound."""
+
+    def __init__(self, daemon_pid):
+        self.pid = daemon_pid
+
+    def start(self):
+        self.t0, self.a = time.perf_counter(), _snapshot()
+
+    def stop(self):
+        t1, b = time.perf_counter(), _snapshot()
+        wall = t1 - self.t0
+        a = self.a
+        both = {**a, **b}
+        ours = _descendants(both, os.getpid())
+        runtimes = _descendants(both, self.pid) - {self.pid}
+
+        def delta(pid):
+            return max(0, b.get(pid, (0, 0))[1] - a.get(pid, (0, 0))[1]) if pid in b else 0
+
+        other = sum(delta(p) for p in b
+                    if p not in ours and p != 2 and b[p][0] != 2)  # 2: kthreadd
+        return {"wall_s": wall, "daemon_ns": delta(self.pid),
+                "runtimes_ns": sum(delta(p) for p in runtimes),
+                "other_pct": 100.0 * other / (wall * 1e9)}
+
+
+# --------------------------------------------------------------------------
+# measurements
+# --------------------------------------------------------------------------
+
+def raw_response_size(host, port, method, path, body, headers):
+    """Bytes of one complete answer to the request wrk will send; wrk's byte
+    count must match requests x this, or some invokes answered differently
+    (e.g. a function error, which wrk alone would count as a success)."""
+    head = "%s %s HTTP/1.1\r\n" % (method, path)
+    for k, v in headers.items():
+        head += "%s: %s\r\n" % (k, v)
+    head += "Content-Length: %d\r\n\r\n" % len(body)
+    with socket.create_connection((host, port), timeout=30) as s:
+        s.sendall(head.encode() + body)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        hdr, _, rest = data.partition(b"\r\n\r\n")
+        m = re.search(rb"(?im)^content-length:\s*(\d+)", hdr)
+        n = int(m.group(1)) if m else 0
+        while len(rest) < n:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            rest += chunk
+        if not re.match(rb"HTTP/1\.[01] 2\d\d", hdr) or re.search(rb"(?im)^x-amz-function-error:", hdr):
+            raise RuntimeError("the benchmark request failed: %r" % data[:400])
+        return len(hdr) + 4 + n
+
+
+QUIET_PCT = 25.0  # a round is quiet when other processes used at most this much of one CPU
+
+
+class Figure:
+    """One warm figure: a pre-signed request, a client count, its rounds."""
+
+    def __init__(self, label, key, fn, clients, warmup, extra=None):
+        self.label, self.key, self.fn, self.clients = label, key, fn, clients
+        self.warmup, self.extra = warmup, extra
+        self.rounds = []
+
+    def prepare(self, lam, workdir):
+        self.path = "/2015-03-31/functions/%s/invocations" % self.fn
+        headers = lam.sign("POST", self.path, EVENT, self.extra)  # valid 15 minutes
+        self.script = os.path.join(workdir, "%s-%d.lua" % (re.sub(r"\W+", "_", self.label),
+                                                          self.clients))
+        write_lua(self.script, "POST", self.path, EVENT, headers)
+        host, port = lam.host.split(":")
+        self.resp_bytes = raw_response_size(host, int(port), "POST", self.path, EVENT, headers)
+
+    def run(self, wrk, url, seconds, meter):
+        meter.start()
+        r = run_wrk(wrk, url, self.script, self.clients, seconds)
+        r.update(meter.stop())
+        n = max(r["requests"], 1)
+        r["daemon_us_per_invoke"] = r["daemon_ns"] / n / 1e3
+        r["runtime_us_per_invoke"] = r["runtimes_ns"] / n / 1e3
+        # partial answers at the end of the run add at most `clients` responses
+        expect = r["requests"] * self.resp_bytes
+        r["odd_bytes"] = abs(r["bytes"] - expect) > self.resp_bytes * (self.clients + 1) \
+            + 0.002 * expect
+        self.rounds.append(r)
+        return r
+
+    def summary(self):
+        """Median over the quiet rounds (other processes using at most
+        QUIET_PCT of a CPU); over all rounds, flagged, if none was quiet."""
+        quiet = [r for r in self.rounds if r["other_pct"] <= QUIET_PCT]
+        rs = quiet or self.rounds
+        med = lambda k: statistics.median(r[k] for r in rs)  # noqa: E731
+        return {"p50": med("p50"), "p90": med("p90"), "p99": med("p99"), "rps": med("rps"),
+                "requests": sum(r["requests"] for r in self.rounds),
+                "errors": sum(r["errors"] for r in self.rounds),
+                "odd_bytes": any(r["odd_bytes"] for r in self.rounds),
+                "daemon_us": med("daemon_us_per_invoke"),
+                "runtime_us": med("runtime_us_per_invoke"),
+                "other_pct": med("other_pct"),
+                "rounds_used": len(rs), "rounds": len(self.rounds), "noisy": not quiet}
+
+
+def pin_process(pid, cpus):
+    """Sets the CPU affinity of every thread of pid."""
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            os.sched_setaffinity(int(tid), cpus)
+        except OSError:
+            pass
+
+
+def handoff_probe(wrk, url, fig, daemon_pid, seconds, settle=True):
+    """DryRun round trips with wrk and the daemon pinned to one CPU, then to
+    two different CPUs: what a wake-up across CPUs costs on this machine."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None
+    out = {}
+    try:
+        for label, wcpu, dcpu in (("same", cpus[0], cpus[0]), ("across", cpus[0], cpus[1])):
+            pin_process(daemon_pid, {dcpu})
+            if settle:
+                run_wrk(wrk, url, fig.script, 1, 1, cpu=wcpu)
+            out[label] = run_wrk(wrk, url, fig.script, 1, seconds, cpu=wcpu)
+    finally:
+        pin_process(daemon_pid, set(cpus))  # instances forked later inherit it
+    return {k: {"p50": v["p50"], "p99": v["p99"], "rps": v["rps"]} for k, v in out.items()}
+
+
+def echoed(out):
+    try:
+        return json.loads(out) == json.loads(EVENT)
+    except ValueError:
+        return False
+
+
+INIT_RE = re.compile(r"Init Duration: ([0-9.]+) ms")
+
+
+def cold(lam, key, zip_bytes, samples):
+    """CreateFunction + first Invoke on `samples` fresh functions, after one
+    unrecorded first one (which also pays for a cold page cache)."""
+    rows, names = [], []
+    for i in range(samples + 1):
+        name = "bench-cold-%s-%s" % (key, uuid.uuid4().hex[:8])
+        names.append(name)
+        t0 = time.perf_counter()
+        lam.create(name, key, zip_bytes)
+        t1 = time.perf_counter()
+        out, log = lam.invoke(name, tail=True)
+        t2 = time.perf_counter()
+        if not echoed(out):
+            raise RuntimeError("cold %s answered %r" % (name, out[:200]))
+        m = INIT_RE.search(log)
+        if i == 0:
+            continue
+        rows.append({"create_ms": (t1 - t0) * 1e3, "invoke_ms": (t2 - t1) * 1e3,
+                     "total_ms": (t2 - t0) * 1e3,
+                     "init_ms": float(m.group(1)) if m else None})
+    for n in names:
+        lam.delete(n)
+    return rows
+
+
+def median(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+# --------------------------------------------------------------------------
+# reporting
+# --------------------------------------------------------------------------
+
+def sh(cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def machine():
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        with open("/proc/meminfo") as f:
+            kb = int(re.search(r"MemTotal:\s+(\d+)", f.read()).group(1))
+            mem = "%.1f GiB" % (kb / 1024 / 1024)
+    except (OSError, AttributeError):
+        pass
+    commit = sh(["git", "-C", REPO, "rev-parse", "--short", "HEAD"]) or "unknown"
+    # --no-optional-locks: a read-only look that never rewrites the index
+    dirty = sh(["git", "-C", REPO, "--no-optional-locks", "status", "--porcelain",
+                "--untracked-files=no"])
+    return {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "nproc": sh(["nproc"]) or str(os.cpu_count()), "cpu": cpu,
+            "kernel": platform.release(), "memory": mem, "commit": commit,
+            "dirty": bool(dirty)}
+
+
+def fmt(v, unit="", nd=0):
+    if v is None:
+        return "n/a"
+    return ("{:,.%df}" % nd).format(v) + unit
+
+
+def verdict(value, target, higher_is_better=False):
+    if target is None or value is None:
+        return ""
+    ok = value >= target if higher_is_better else value <= target
+    return "met" if ok else "**missed**"
+
+
+
+
+def target_of(fig):
+    key, c = fig["key"], fig["clients"]
+    if (key, c, "p50") in TARGETS:
+        t = TARGETS[(key, c, "p50")]
+        return "p50 ≤ %d µs" % t, verdict(fig["p50"], t)
+    if (key, c, "rps") in TARGETS:
+        t = TARGETS[(key, c, "rps")]
+        return "≥ %s invokes/s" % fmt(t), verdict(fig["rps"], t, True)
+    return "", ""
+
+
+def placement(res):
+    """Which way the scheduler went in this run, judged by the free-running
+    DryRun figure against the pinned ones of the probe."""
+    h = res.get("handoff")
+    dry = [f for f in res["warm"] if f["key"] == "edge"]
+    if not h or not dry:
+        return ""
+    same, across, got = h["same"]["p50"], h["across"]["p50"], dry[0]["p50"]
+    if across <= same:
+        return ""
+    x = (got - same) / (across - same)
+    where = ("mostly shared one CPU" if x < 0.25 else "mostly ran on different CPUs"
+             if x > 0.75 else "were placed both ways")
+    return ("In this run the DryRun figure (%s µs) says client and daemon %s; runs that "
+            "went the other way are not comparable with this one." % (fmt(got), where))
+
+
+def render(res, quick):
+    m, p = res["machine"], res["params"]
+    L = []
+    L.append("Measured %s on commit `%s`%s; %s CPUs (%s), Linux %s, %s RAM.%s" % (
+        m["date"], m["commit"], " plus uncommitted changes" if m["dirty"] else "", m["nproc"],
+        m["cpu"], m["kernel"], m["memory"],
+        " **Quick smoke run: not for comparison.**" if quick else ""))
+    L.append("")
+    L.append("### Warm invokes")
+    L.append("")
+    L.append("Synchronous `Invoke` of a %d-byte JSON event, one SigV4-signed request "
+             "replayed by wrk over keep-alive connections; %d s of warm-up per figure, then "
+             "%d interleaved rounds of %d s; each figure is the median of its quiet rounds "
+             "(other processes using ≤ %d%% of one CPU). *Daemon/function CPU*: on-CPU time "
+             "of the daemon and of the function's processes per invoke. *Other load*: CPU "
+             "used meanwhile by processes outside the benchmark (%% of one CPU; a lower "
+             "bound)." % (len(EVENT), p["warmup"], p["rounds"], p["duration"], QUIET_PCT))
+    L.append("")
+    L.append("| function | clients | p50 | p99 | invokes/s | daemon CPU/invoke "
+             "| function CPU/invoke | other load | target | |")
+    L.append("|---|--:|--:|--:|--:|--:|--:|--:|---|---|")
+    for f in res["warm"]:
+        tgt, verd = target_of(f)
+        notes = []
+        if f["errors"]:
+            notes.append("%d errors" % f["errors"])
+        if f["odd_bytes"]:
+            notes.append("some answers were not the echo")
+        used = "⚠ no quiet round" if f["noisy"] else "%d of %d rounds quiet" % (
+            f["rounds_used"], f["rounds"])
+        L.append("| %s | %d | %s | %s | %s%s | %s | %s | %s (%s) | %s | %s |" % (
+            f["label"], f["clients"], fmt(f["p50"], " µs"), fmt(f["p99"], " µs"),
+            fmt(f["rps"]), " (%s)" % ", ".join(notes) if notes else "",
+            fmt(f["daemon_us"], " µs"), fmt(f["runtime_us"], " µs") if f["key"] != "edge" else "—",
+            fmt(f["other_pct"], "%"), used, tgt, verd))
+    if any(f["noisy"] for f in res["warm"]):
+        L.append("")
+        L.append("⚠ no quiet round: other processes were busy throughout, so this figure "
+                 "is not comparable (it can be better as well as worse, see below).")
+    h = res.get("handoff")
+    if h:
+        L.append("")
+        L.append("Hand-off probe: the DryRun round trip takes %s µs p50 with wrk and the "
+                 "daemon pinned to the same CPU and %s µs pinned to different CPUs. Waking a "
+                 "process on another (idle) vCPU is what costs here, ~%s µs per hop, and a "
+                 "warm invoke makes four hops (client → daemon → function → daemon → "
+                 "client), so where the scheduler puts the three processes moves the warm "
+                 "latencies more than most daemon changes; a busy neighbour that packs them "
+                 "on one CPU makes them *faster*. %s" % (
+                     fmt(h["same"]["p50"]), fmt(h["across"]["p50"]),
+                     fmt(max(0, (h["across"]["p50"] - h["same"]["p50"]) / 2)),
+                     placement(res)))
+    L.append("")
+    L.append("### Cold starts")
+    L.append("")
+    L.append("%d fresh functions per runtime (after one unrecorded), p50 with min–max; "
+             "*create-to-first-response* is the `CreateFunction` call plus the first "
+             "`Invoke`, as a client sees it; *Init Duration* is from the first REPORT line "
+             "(`LogType=Tail`)." % p["cold_samples"])
+    L.append("")
+    L.append("| runtime | CreateFunction | first Invoke | create-to-first-response "
+             "| Init Duration | other load | target |")
+    L.append("|---|--:|--:|--:|--:|--:|---|")
+    for key, rows in res["cold"].items():
+        def cell(field):
+            xs = [r[field] for r in rows if r[field] is not None]
+            if not xs:
+                return "n/a"
+            return "%s ms (%s–%s)" % (fmt(median(xs), "", 1), fmt(min(xs), "", 1),
+                                       fmt(max(xs), "", 1))
+        tgt = ""
+        if (key, "cold_total") in TARGETS:
+            t = TARGETS[(key, "cold_total")]
+            tgt = "create-to-first-response p50 ≤ %d ms (later, with the sandbox): %s" % (
+                t, verdict(median([r["total_ms"] for r in rows]), t))
+        L.append("| %s | %s | %s | %s | %s | %s | %s |" % (
+            RUNTIMES[key][0], cell("create_ms"), cell("invoke_ms"), cell("total_ms"),
+            cell("init_ms"), fmt(res["cold_other_pct"].get(key), "%"), tgt))
+    L.append("")
+    stop = res.get("stop")
+    if stop:
+        L.append("The daemon stopped on SIGTERM in %.2f s with exit status %s." % (
+            stop[1], stop[0]))
+        L.append("")
+    L.append("### Targets and context")
+    L.append("")
+    L.append("- warm `provided.al2023` p50 ≤ 150 µs at 1 client; warm Python p50 ≤ 300 µs at "
+             "1 client; ≥ 5,000 Python invokes/s with 16 clients.")
+    L.append("- cold start: Python create-to-first-response p50 ≤ 40 ms is the target for "
+             "later, with the sandbox; the figures above are what we have now.")
+    L.append("- for context, on these machines: a bare HTTP echo round trip ~70 µs; the "
+             "Python Runtime-API loop alone ~100 µs; serverless-offline ~350 µs warm.")
+    return "\n".join(L)
+
+
+def render_terminal(res):
+    m = res["machine"]
+    out = ["", "== Ignis benchmarks: %s%s, %s ==" % (m["commit"], "+dirty" if m["dirty"] else "",
+                                                     m["date"]),
+           "%-20s %3s %8s %8s %10s %10s %10s %7s  %s" % (
+               "warm invoke", "c", "p50 µs", "p99 µs", "invokes/s", "daemon µs", "func µs",
+               "other%", "target")]
+    for f in res["warm"]:
+        tgt, verd = target_of(f)
+        flag = (" ERRORS=%d" % f["errors"] if f["errors"] else "") + \
+            (" NOT-ECHO?" if f["odd_bytes"] else "")
+        out.append("%-20s %3d %8.0f %8.0f %10.0f %10.1f %10s %5.0f%%%s %s%s" % (
+            f["label"], f["clients"], f["p50"], f["p99"], f["rps"], f["daemon_us"],
+            "%.1f" % f["runtime_us"] if f["key"] != "edge" else "-", f["other_pct"],
+            "(!)" if f["noisy"] else "   ",
+            ("%s: %s" % (tgt, verd.strip("*"))) if tgt else "", flag))
+    out.append("")
+    out.append("%-18s %10s %14s %16s %14s %7s" % ("cold start p50", "create ms",
+                                                   "1st invoke ms", "create→resp ms",
+                                                   "Init Dur. ms", "other%"))
+    for key, rows in res["cold"].items():
+        out.append("%-18s %10s %14s %16s %14s %6s%%" % (
+            RUNTIMES[key][0], fmt(median([r["create_ms"] for r in rows]), "", 1),
+            fmt(median([r["invoke_ms"] for r in rows]), "", 1),
+            fmt(median([r["total_ms"] for r in rows]), "", 1),
+            fmt(median([r["init_ms"] for r in rows]), "", 1),
+            fmt(res["cold_other_pct"].get(key))))
+    out.append("")
+    if any(f["noisy"] for f in res["warm"]):
+        out.append("(!) = no quiet round (other processes > %d%% of a CPU throughout)" % QUIET_PCT)
+    h = res.get("handoff")
+    if h:
+        out.append("hand-off probe (DryRun p50): %d µs on one CPU, %d µs across two CPUs" % (
+            h["same"]["p50"], h["across"]["p50"]))
+        if placement(res):
+            out.append(placement(res))
+    out.append("targets: provided p50 ≤ 150 µs @1, Python p50 ≤ 300 µs @1, Python ≥ 5,000/s "
+               "@16; Python create→first response p50 ≤ 40 ms (later, sandbox)")
+    return "\n".join(out)
+
+
+DOC_HEADER = """# Benchmarks
+
+Figures from `make bench` (bench/run.py; bench/README.md says what each one
+means and how it is measured). The section between the markers below is
+rewritten by every full run; edit outside it.
+
+"""
+
+
+def write_docs(section):
+    try:
+        with open(DOCS) as f:
+            text = f.read()
+    except FileNotFoundError:
+        text = DOC_HEADER + BEGIN + "\n" + END + "\n"
+    block = BEGIN + "\n" + section.rstrip() + "\n" + END
+    if BEGIN in text and END in text and text.index(BEGIN) < text.index(END):
+        text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END):]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    os.makedirs(os.path.dirname(DOCS), exist_ok=True)
+    tmp = DOCS + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, DOCS)
+
+
+# --------------------------------------------------------------------------
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="short smoke run (< 20 s)")
+    ap.add_argument("--duration", type=int, help="seconds per round of a warm figure")
+    ap.add_argument("--rounds", type=int, help="interleaved rounds per warm figure")
+    ap.add_argument("--warmup", type=int, help="seconds of warm-up per warm figure")
+    ap.add_argument("--cold-samples", type=int, help="fresh functions per runtime")
+    ap.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
+    ap.add_argument("--docs", action="store_true",
+                    help="rewrite docs/benchmarks.md even after --quick")
+    ap.add_argument("--json", metavar="FILE", help="also write the raw figures as JSON")
+    ap.add_argument("--ignis", default=os.environ.get("IGNIS_BIN",
+                                                      os.path.join(REPO, "build", "ignis")))
+    args = ap.parse_args()
+    duration = args.duration or (1 if args.quick else 2)  # wrk takes whole seconds
+    rounds = args.rounds or (1 if args.quick else 4)
+    # --quick: the single-client figures go without warm-up (each function has
+    # answered once already); 16 clients always get time to scale out
+    warmup = args.warmup if args.warmup is not None else (0 if args.quick else 2)
+    samples = args.cold_samples or (3 if args.quick else 10)
+    write_doc = not args.no_docs and (not args.quick or args.docs)
+
+    if not os.access(args.ignis, os.X_OK):
+        sys.exit("bench: %s is missing; run `make` first (or `make bench`)" % args.ignis)
+    wrk = ensure_wrk()
+    t_start = time.perf_counter()
+    workdir = tempfile.mkdtemp(prefix="ignis-bench-")
+    daemon = None
+    failed = False
+    res = {"machine": machine(),
+           "params": {"duration": duration, "rounds": rounds, "warmup": warmup,
+                      "cold_samples": samples, "quick": args.quick},
+           "warm": [], "cold": {}, "cold_other_pct": {}, "handoff": None}
+    say("bench: %s" % ("quick smoke run (~15 s)" if args.quick else "full run (~%d s)" % (
+        10 + 4 * warmup + 3 + 6 * rounds * duration)))
+    try:
+        bootstrap = build_bootstrap(workdir)
+        zips = {k: make_zip(k, bootstrap) for k in RUNTIMES}
+        daemon = Daemon(args.ignis, workdir).start()
+        say("bench: ignis %s on 127.0.0.1:%d, data dir %s" % (args.ignis, daemon.port,
+                                                              daemon.data_dir))
+        lam = Lambda(daemon.port)
+
+        # cold starts first, while no other function instance exists
+        meter = CpuMeter(daemon.proc.pid)
+        for key in ("python", "node", "provided"):
+            say("bench: cold start %s x%d ..." % (RUNTIMES[key][0], samples))
+            meter.start()
+            res["cold"][key] = cold(lam, key, zips[key], samples)
+            res["cold_other_pct"][key] = meter.stop()["other_pct"]
+
+        # the warm functions; each must answer with the event
+        fns = {}
+        for key in ("python", "node", "provided"):
+            fns[key] = "bench-warm-%s" % key
+            lam.create(fns[key], key, zips[key])
+            out, _ = lam.invoke(fns[key])
+            if not echoed(out):
+                raise RuntimeError("%s answered %r, not the event" % (fns[key], out[:200]))
+
+        w16 = max(2, warmup + 1)  # 16 clients: the scale-out to 16 instances takes longer
+        figures = [
+            Figure("edge only (DryRun)", "edge", fns["python"], 1, 0 if args.quick else 1,
+                   {"X-Amz-Invocation-Type": "DryRun"}),
+            Figure("provided.al2023", "provided", fns["provided"], 1, warmup),
+            Figure("python3.11", "python", fns["python"], 1, warmup),
+            Figure("nodejs20.x", "node", fns["node"], 1, warmup),
+            Figure("provided.al2023", "provided", fns["provided"], 16, w16),
+            Figure("python3.11", "python", fns["python"], 16, w16),
+        ]
+        url = "http://%s" % lam.host
+        for f in figures:
+            f.prepare(lam, workdir)  # signs once: valid for 15 minutes, the run takes ~2
+        say("bench: cross-CPU hand-off probe (DryRun pinned to one CPU, then two) ...")
+        res["handoff"] = handoff_probe(wrk, url, figures[0], daemon.proc.pid, duration,
+                                       settle=not args.quick)
+        say("bench: warming up (%s s) ..." % "+".join(str(f.warmup) for f in figures))
+        for f in figures:
+            if f.warmup:
+                run_wrk(wrk, url, f.script, f.clients, f.warmup)
+        for r in range(rounds):
+            say("bench: warm round %d/%d ..." % (r + 1, rounds))
+            for f in figures:
+                f.run(wrk, url, duration, meter)
+        for f in figures:
+            s = f.summary()
+            s.update(label=f.label, key=f.key, clients=f.clients)
+            res["warm"].append(s)
+            if s["errors"] or s["odd_bytes"]:
+                say("bench: WARNING: %s @%d: %d errors%s" % (
+                    f.label, f.clients, s["errors"],
+                    ", and wrk read a byte count that does not fit the echo answer"
+                    if s["odd_bytes"] else ""))
+                failed = True
+        res["warm_rounds"] = {"%s@%d" % (f.label, f.clients): f.rounds for f in figures}
+        # still answering correctly after all that
+        for key, name in fns.items():
+            out, _ = lam.invoke(name)
+            if not echoed(out):
+                raise RuntimeError("%s answered %r after the warm runs" % (name, out[:200]))
+    except Exception as e:  # report what we have, then fail
+        say("bench: FAILED: %s: %s" % (type(e).__name__, e))
+        failed = True
+    finally:
+        if daemon and daemon.proc:
+            rc, secs = daemon.stop()
+            res["stop"] = (rc, secs)
+            say("bench: ignis stopped on SIGTERM in %.2f s, exit status %s" % (secs, rc))
+            if rc != 0:
+                say("bench: FAILED: ignis exited with %s on SIGTERM; log tail:\n%s" % (
+                    rc, daemon.read_log()[-3000:]))
+                failed = True
+            warnings = [l for l in daemon.read_log().splitlines()
+                        if re.search(r"ignis (warn|error)", l)]
+            if warnings:
+                say("bench: the daemon logged %d warnings/errors, e.g.:\n  %s" % (
+                    len(warnings), "\n  ".join(warnings[:5])))
+
+    if res["warm"] or res["cold"]:
+        say(render_terminal(res))
+        if write_doc and not failed:
+            write_docs(render(res, args.quick))
+            say("bench: wrote %s" % os.path.relpath(DOCS, os.getcwd()))
+        elif write_doc:
+            say("bench: not updating docs/benchmarks.md after a failed run")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(res, f, indent=2, default=str)
+    say("bench: done in %.1f s" % (time.perf_counter() - t_start))
+    if not failed:
+        shutil.rmtree(workdir, ignore_errors=True)
+    else:
+        say("bench: kept %s (daemon log: ignis.log)" % workdir)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
