@@ -16,7 +16,7 @@ OBJS := $(SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all check test unit integration test-asan fuzz format clean bench
+.PHONY: all check test unit integration test-asan fuzz fuzz-smoke format clean bench
 
 all: $(BUILD)/ignis
 
@@ -44,7 +44,7 @@ integration: $(BUILD)/ignis
 test: unit integration
 
 # Everything CI runs: the suite on the normal build, then again under ASan+UBSan.
-check: test test-asan
+check: test test-asan fuzz-smoke
 
 test-asan:
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
@@ -53,11 +53,29 @@ test-asan:
 
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
+FUZZ_CFLAGS := -g -O1 -fno-omit-frame-pointer -std=gnu11 -D_GNU_SOURCE -Isrc \
+	$(shell pkg-config --cflags $(PKGS))
+FUZZ_OBJS := $(SRCS:%.c=build/fuzz/obj/%.o)
 fuzz: $(FUZZ_BINS)
-build/fuzz/%: tests/fuzz/%.c $(SRCS)
-	@mkdir -p build/fuzz
-	clang -g -O1 -fsanitize=fuzzer,address,undefined -std=gnu11 -D_GNU_SOURCE -Isrc \
-		$(shell pkg-config --cflags $(PKGS)) $< $(SRCS) -o $@ $(shell pkg-config --libs $(PKGS)) -lpthread
+build/fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined -c $< -o $@
+build/fuzz/libignis.a: $(FUZZ_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+build/fuzz/%: tests/fuzz/%.c build/fuzz/libignis.a
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined $^ -o $@ \
+		$(shell pkg-config --libs $(PKGS)) -lpthread
+
+# Each target a few seconds on its seed corpus (tests/fuzz/corpus/<name>): keeps
+# them building and catches regressions; long runs are for people (README).
+FUZZ_SECONDS ?= 8
+fuzz-smoke: $(FUZZ_BINS)
+	@set -e; for f in $(FUZZ_BINS); do n=$${f#build/fuzz/fuzz_}; \
+		mkdir -p build/fuzz/work/$$n; echo "== fuzz $$n ($(FUZZ_SECONDS) s)"; \
+		if ! $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 build/fuzz/work/$$n \
+			tests/fuzz/corpus/$$n > build/fuzz/$$n.log 2>&1; then \
+			tail -40 build/fuzz/$$n.log; exit 1; fi; tail -1 build/fuzz/$$n.log; done
 
 bench: $(BUILD)/ignis
 	/usr/bin/python3 bench/run.py
