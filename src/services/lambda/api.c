@@ -115,6 +115,7 @@ struct code_job {
     struct http_req *req;
     struct function *fn;
     int creating;
+    int publish; /* publish a version once the code is in */
     struct buf zip;
     json_t *pending_config; /* create: the config to answer with */
     int rc;
@@ -164,6 +165,17 @@ static void code_job_done(void *arg)
         aws_error(job->req, AWS_REST_JSON, 500, "ServiceException", "could not store function");
         goto out;
     }
+    if (job->publish) {
+        /* the answer is the published version's configuration */
+        struct param_error err;
+        json_t *rec = version_publish(l, fn, NULL, &err);
+        json_decref(view);
+        if (!rec) {
+            aws_error(job->req, AWS_REST_JSON, err.status, err.code, "%s", err.message);
+            goto out;
+        }
+        view = json_deep_copy(json_object_get(rec, "Configuration"));
+    }
     aws_reply_json(job->req, job->creating ? 201 : 200, view);
 out:
     function_unref(fn);
@@ -174,7 +186,7 @@ out:
 
 /* Decodes Code.ZipFile / ZipFile and queues the unpack. Returns 0 when queued. */
 static int start_code_job(struct lambda *l, struct http_req *req, struct function *fn,
-                          json_t *zipfile, int creating)
+                          json_t *zipfile, int creating, int publish)
 {
     const char *b64 = json_string_value(zipfile);
     if (!b64) {
@@ -187,6 +199,7 @@ static int start_code_job(struct lambda *l, struct http_req *req, struct functio
     job->req = req;
     job->fn = fn;
     job->creating = creating;
+    job->publish = publish;
     buf_init(&job->zip, 0);
     if (base64_decode(&job->zip, b64, json_string_length(zipfile)) < 0 || job->zip.len == 0) {
         buf_release(&job->zip);
@@ -209,16 +222,6 @@ static int check_code_source(struct http_req *req, json_t *code)
         aws_error(req, AWS_REST_JSON, 400, "InvalidParameterValueException",
                   "Ignis takes function code as ZipFile only for now (S3Bucket/S3Key and "
                   "ImageUri are not supported yet).");
-        return -1;
-    }
-    return 0;
-}
-
-static int check_publish(struct http_req *req, json_t *body)
-{
-    if (json_is_true(json_object_get(body, "Publish"))) {
-        aws_error(req, AWS_REST_JSON, 400, "InvalidParameterValueException",
-                  "Publish is not supported by Ignis yet: versions come with PublishVersion.");
         return -1;
     }
     return 0;
@@ -284,8 +287,7 @@ static void create_function(struct lambda *l, struct http_req *req)
                   "constraint: Member must not be null");
         goto out;
     }
-    if (check_code_source(req, code) < 0 || check_publish(req, body) < 0 ||
-        (tags && check_tags(req, tags) < 0))
+    if (check_code_source(req, code) < 0 || (tags && check_tags(req, tags) < 0))
         goto out;
 
     char arn[256], group[128];
@@ -308,15 +310,17 @@ static void create_function(struct lambda *l, struct http_req *req)
     snprintf(fn->name, sizeof(fn->name), "%s", name);
     fn->config = config;
     fn->tags = tags ? json_deep_copy(tags) : json_object();
+    fn->versions = json_object();
     lambda_insert(l, fn);
-    if (start_code_job(l, req, fn, json_object_get(code, "ZipFile"), 1) < 0)
+    if (start_code_job(l, req, fn, json_object_get(code, "ZipFile"), 1,
+                       json_is_true(json_object_get(body, "Publish"))) < 0)
         lambda_remove(l, fn);
 out:
     json_decref(body);
 }
 
 struct function *lambda_lookup(struct lambda *l, struct http_req *req, const char *ref,
-                               char qualifier[130])
+                               struct fn_target *t)
 {
     struct param_error err;
     char name[65], qual[130];
@@ -332,15 +336,28 @@ struct function *lambda_lookup(struct lambda *l, struct http_req *req, const cha
         not_found(l, req, name);
         return NULL;
     }
-    if (qual[0] && strcmp(qual, "$LATEST") != 0) {
+    int latest = !qual[0] || strcmp(qual, "$LATEST") == 0;
+    if (!latest && (!t || !version_config(fn, qual))) {
         char arn[256];
         function_arn(l, name, arn, sizeof(arn));
         aws_error(req, AWS_REST_JSON, 404, "ResourceNotFoundException", "Function not found: %s:%s",
                   arn, qual);
         return NULL;
     }
-    if (qualifier)
-        snprintf(qualifier, 130, "%s", qual);
+    if (t) {
+        t->fn = fn;
+        snprintf(t->qualifier, sizeof(t->qualifier), "%s", qual);
+        if (latest) {
+            t->version = NULL;
+            t->config = fn->config;
+            t->code_hex = fn->code_hex;
+        } else {
+            json_t *rec = json_object_get(fn->versions, qual);
+            t->version = json_object_iter_key(json_object_iter_at(fn->versions, qual));
+            t->config = json_object_get(rec, "Configuration");
+            t->code_hex = json_string_value(json_object_get(rec, "CodeHex"));
+        }
+    }
     return fn;
 }
 
@@ -353,14 +370,20 @@ static json_t *config_view(struct function *fn)
     return json_deep_copy(fn->config);
 }
 
+static json_t *target_view(struct fn_target *t)
+{
+    return t->version ? json_deep_copy(t->config) : config_view(t->fn);
+}
+
 static void get_function(struct lambda *l, struct http_req *req, const char *ref)
 {
-    struct function *fn = lambda_lookup(l, req, ref, NULL);
+    struct fn_target t;
+    struct function *fn = lambda_lookup(l, req, ref, &t);
     if (!fn)
         return;
     char url[1024];
-    lambda_code_location(l, req, fn->code_hex, url, sizeof(url));
-    json_t *doc = json_pack("{s:o, s:{s:s, s:s}}", "Configuration", config_view(fn), "Code",
+    lambda_code_location(l, req, t.code_hex, url, sizeof(url));
+    json_t *doc = json_pack("{s:o, s:{s:s, s:s}}", "Configuration", target_view(&t), "Code",
                             "RepositoryType", "S3", "Location", url);
     if (json_object_size(fn->tags) > 0)
         json_object_set(doc, "Tags", fn->tags);
@@ -369,9 +392,9 @@ static void get_function(struct lambda *l, struct http_req *req, const char *ref
 
 static void get_configuration(struct lambda *l, struct http_req *req, const char *ref)
 {
-    struct function *fn = lambda_lookup(l, req, ref, NULL);
-    if (fn)
-        aws_reply_json(req, 200, config_view(fn));
+    struct fn_target t;
+    if (lambda_lookup(l, req, ref, &t))
+        aws_reply_json(req, 200, target_view(&t));
 }
 
 static void list_functions(struct lambda *l, struct http_req *req)
@@ -441,7 +464,7 @@ static void update_code(struct lambda *l, struct http_req *req, const char *ref)
     if (!body)
         return;
     if (check_not_updating(l, req, fn) < 0 || check_revision(req, body, fn) < 0 ||
-        check_code_source(req, body) < 0 || check_publish(req, body) < 0)
+        check_code_source(req, body) < 0)
         goto out;
     struct param_error err;
     json_t *arch = json_object_get(body, "Architectures");
@@ -460,7 +483,8 @@ static void update_code(struct lambda *l, struct http_req *req, const char *ref)
         aws_reply_json(req, 200, config_view(fn));
         goto out;
     }
-    start_code_job(l, req, fn, json_object_get(body, "ZipFile"), 0);
+    start_code_job(l, req, fn, json_object_get(body, "ZipFile"), 0,
+                   json_is_true(json_object_get(body, "Publish")));
 out:
     json_decref(body);
 }
@@ -508,20 +532,27 @@ out:
 
 static void delete_function(struct lambda *l, struct http_req *req, const char *ref)
 {
-    char qual[130];
-    struct function *fn = lambda_lookup(l, req, ref, qual);
+    struct fn_target t;
+    struct function *fn = lambda_lookup(l, req, ref, &t);
     if (!fn)
         return;
-    if (qual[0] && strcmp(qual, "$LATEST") == 0) {
+    if (strcmp(t.qualifier, "$LATEST") == 0) {
         aws_error(req, AWS_REST_JSON, 400, "InvalidParameterValueException",
                   "$LATEST version cannot be deleted without deleting the function.");
         return;
     }
-    if (db_function_delete(l->db, fn->name) < 0) {
-        aws_error(req, AWS_REST_JSON, 500, "ServiceException", "could not delete function");
-        return;
+    if (t.version) {
+        if (version_delete(l, fn, t.qualifier) < 0) {
+            aws_error(req, AWS_REST_JSON, 500, "ServiceException", "could not delete version");
+            return;
+        }
+    } else {
+        if (db_function_delete(l->db, fn->name) < 0) {
+            aws_error(req, AWS_REST_JSON, 500, "ServiceException", "could not delete function");
+            return;
+        }
+        lambda_remove(l, fn);
     }
-    lambda_remove(l, fn);
     char id[37];
     aws_request_id(req, id);
     http_reply(req, 204, NULL, "", 0);
@@ -746,6 +777,16 @@ static void handle(struct http_req *req, const struct edge_auth *auth, void *arg
     } else if ((strcmp(sub, "/code") == 0 || strcmp(sub, "/code/") == 0) &&
                strcmp(method, "PUT") == 0) {
         update_code(l, req, ref);
+    } else if (strcmp(sub, "/versions") == 0 || strcmp(sub, "/versions/") == 0) {
+        if (strcmp(method, "POST") == 0) {
+            versions_publish_op(l, req, ref);
+        } else if (strcmp(method, "GET") == 0) {
+            struct function *fn = lambda_lookup(l, req, ref, NULL);
+            if (fn)
+                versions_list(l, req, fn);
+        } else {
+            goto unknown;
+        }
     } else if ((strcmp(sub, "/invocations") == 0 || strcmp(sub, "/invocations/") == 0) &&
                strcmp(method, "POST") == 0) {
         lambda_invoke(l, req, ref);

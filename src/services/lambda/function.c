@@ -73,8 +73,12 @@ void function_unref(struct function *fn)
     if (--fn->refs > 0)
         return;
     function_reset_runner(fn);
+    for (size_t i = 0; i < fn->nvruns; i++)
+        pool_fn_retire(fn->vruns[i].run);
+    free(fn->vruns);
     json_decref(fn->config);
     json_decref(fn->tags);
+    json_decref(fn->versions);
     free(fn);
 }
 
@@ -86,8 +90,9 @@ void function_arn(const struct lambda *l, const char *name, char *out, size_t si
 
 int function_save(struct lambda *l, struct function *fn)
 {
-    json_t *rec = json_pack("{s:O, s:O, s:s}", "Configuration", fn->config, "Tags", fn->tags,
-                            "CodeHex", fn->code_hex);
+    json_t *rec = json_pack("{s:O, s:O, s:s, s:O, s:I}", "Configuration", fn->config, "Tags",
+                            fn->tags, "CodeHex", fn->code_hex, "Versions", fn->versions,
+                            "LastVersion", fn->last_version);
     char *text = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
     json_decref(rec);
     if (!text)
@@ -113,6 +118,12 @@ static void load_one(const char *name, const char *record, void *arg)
     snprintf(fn->code_hex, sizeof(fn->code_hex), "%s", hex);
     fn->config = json_incref(config);
     fn->tags = json_incref(json_object_get(rec, "Tags"));
+    fn->versions = json_incref(json_object_get(rec, "Versions"));
+    if (!json_is_object(fn->versions)) {
+        json_decref(fn->versions);
+        fn->versions = json_object();
+    }
+    fn->last_version = json_integer_value(json_object_get(rec, "LastVersion"));
     if (!json_is_object(fn->tags)) {
         json_decref(fn->tags);
         fn->tags = json_object();
@@ -176,15 +187,14 @@ static void strv_release(struct strv *s)
     free(s->v);
 }
 
-struct pool_fn *function_runner(struct lambda *l, struct function *fn)
+/* Builds the spec for one version (config + code) and starts a pool_fn. */
+static struct pool_fn *build_runner(struct lambda *l, struct function *fn, json_t *c,
+                                    const char *code_hex, const char *version)
 {
-    if (fn->run)
-        return fn->run;
-    json_t *c = fn->config;
     const char *runtime = cfg_str(c, "Runtime");
     char code_dir[4200], arn[256], group[128], lang_dir[4200];
-    codestore_dir_path(l->code_root, fn->code_hex, code_dir, sizeof(code_dir));
-    function_arn(l, fn->name, arn, sizeof(arn));
+    codestore_dir_path(l->code_root, code_hex, code_dir, sizeof(code_dir));
+    snprintf(arn, sizeof(arn), "%s", cfg_str(c, "FunctionArn"));
     snprintf(group, sizeof(group), "/aws/lambda/%s", fn->name);
 
     struct strv argv = {0}, env = {0};
@@ -216,7 +226,7 @@ struct pool_fn *function_runner(struct lambda *l, struct function *fn)
         strv_addf(&env, "AWS_EXECUTION_ENV=AWS_Lambda_%s", runtime);
     strv_addf(&env, "AWS_LAMBDA_FUNCTION_NAME=%s", fn->name);
     strv_addf(&env, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=%lld", (long long)memory);
-    strv_addf(&env, "AWS_LAMBDA_FUNCTION_VERSION=$LATEST");
+    strv_addf(&env, "AWS_LAMBDA_FUNCTION_VERSION=%s", version);
     strv_addf(&env, "AWS_LAMBDA_INITIALIZATION_TYPE=on-demand");
     strv_addf(&env, "AWS_LAMBDA_LOG_GROUP_NAME=%s", group);
     json_t *logging = json_object_get(c, "LoggingConfig");
@@ -234,7 +244,7 @@ struct pool_fn *function_runner(struct lambda *l, struct function *fn)
 
     struct pool_fn_spec spec = {
         .name = fn->name,
-        .version = "$LATEST",
+        .version = version,
         .arn = arn,
         .log_group = group,
         .argv = argv.v,
@@ -243,10 +253,31 @@ struct pool_fn *function_runner(struct lambda *l, struct function *fn)
         .timeout_ms = (unsigned)timeout * 1000,
         .memory_mb = (unsigned)memory,
     };
-    fn->run = pool_fn_new(l->pool, &spec);
+    struct pool_fn *run = pool_fn_new(l->pool, &spec);
     strv_release(&argv);
     strv_release(&env);
-    return fn->run;
+    return run;
+}
+
+struct pool_fn *function_runner(struct lambda *l, struct function *fn, const char *version)
+{
+    if (!version) {
+        if (!fn->run)
+            fn->run = build_runner(l, fn, fn->config, fn->code_hex, "$LATEST");
+        return fn->run;
+    }
+    for (size_t i = 0; i < fn->nvruns; i++)
+        if (strcmp(fn->vruns[i].version, version) == 0)
+            return fn->vruns[i].run;
+    json_t *rec = json_object_get(fn->versions, version);
+    const char *hex = json_string_value(json_object_get(rec, "CodeHex"));
+    struct version_run *v = realloc(fn->vruns, (fn->nvruns + 1) * sizeof(*v));
+    if (!rec || !hex || !v)
+        return NULL;
+    fn->vruns = v;
+    snprintf(v[fn->nvruns].version, sizeof(v[fn->nvruns].version), "%s", version);
+    v[fn->nvruns].run = build_runner(l, fn, json_object_get(rec, "Configuration"), hex, version);
+    return v[fn->nvruns++].run;
 }
 
 /*=== Validation ===*/

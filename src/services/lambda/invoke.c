@@ -41,10 +41,11 @@ static void async_done(struct invocation *inv, void *arg)
 
 void lambda_invoke(struct lambda *l, struct http_req *req, const char *ref)
 {
-    char qual[130];
-    struct function *fn = lambda_lookup(l, req, ref, qual);
+    struct fn_target t;
+    struct function *fn = lambda_lookup(l, req, ref, &t);
     if (!fn)
         return;
+    const char *qual = t.qualifier;
     const char *type = http_req_header(req, "X-Amz-Invocation-Type");
     if (!type)
         type = "RequestResponse";
@@ -127,7 +128,12 @@ void lambda_invoke(struct lambda *l, struct http_req *req, const char *ref)
             inv->invoked_arn = NULL;
     }
     buf_release(&ctx);
-    struct pool_fn *run = function_runner(l, fn);
+    struct pool_fn *run = function_runner(l, fn, t.version);
+    if (!run) {
+        invocation_free(inv);
+        aws_error(req, AWS_REST_JSON, 500, "ServiceException", "cannot run this version");
+        return;
+    }
     if (is_event) {
         inv->done = async_done;
         http_req_add_header(req, "x-amzn-RequestId", inv->request_id);

@@ -14,14 +14,24 @@
 #define LAMBDA_REQUEST_MAX 70167211      /* CreateFunction/UpdateFunctionCode bodies */
 #define LAMBDA_ENV_MAX 4096
 
+/* A published version's runner, built on its first invoke. */
+struct version_run {
+    char version[16];
+    struct pool_fn *run;
+};
+
 struct function {
     char name[65];
     json_t *config; /* the FunctionConfiguration document, as returned */
     json_t *tags;   /* object */
     char code_hex[65];
-    struct pool_fn *run; /* built on first invoke, replaced after updates */
-    int updating;        /* an asynchronous create/update holds the function */
-    int refs;            /* in-flight operations holding the pointer */
+    json_t *versions;        /* "N" -> {"Configuration", "CodeHex", "SourceRevisionId"} */
+    json_int_t last_version; /* highest published number, 0 if none */
+    struct pool_fn *run;     /* $LATEST: built on first invoke, replaced after updates */
+    struct version_run *vruns;
+    size_t nvruns;
+    int updating; /* an asynchronous create/update holds the function */
+    int refs;     /* in-flight operations holding the pointer */
     int deleted;
 };
 
@@ -43,7 +53,8 @@ void lambda_remove(struct lambda *l, struct function *fn);
 void function_unref(struct function *fn);
 int function_save(struct lambda *l, struct function *fn);
 void function_arn(const struct lambda *l, const char *name, char *out, size_t size);
-struct pool_fn *function_runner(struct lambda *l, struct function *fn);
+/* What the pool runs for fn's $LATEST (version NULL) or a published version. */
+struct pool_fn *function_runner(struct lambda *l, struct function *fn, const char *version);
 void function_reset_runner(struct function *fn);
 int lambda_load(struct lambda *l);
 
@@ -63,10 +74,32 @@ int parse_function_ref(const char *segment, char name[65], char qualifier[130],
 int apply_configuration(struct lambda *l, json_t *config, json_t *body, int creating,
                         struct param_error *err);
 
+/* What a request names: a function and, maybe, one of its versions. */
+struct fn_target {
+    struct function *fn;
+    char qualifier[130]; /* as given: "", "$LATEST" or a version number */
+    const char *version; /* a published version's number, NULL for $LATEST */
+    json_t *config;      /* the configuration to show: $LATEST's or the version's */
+    const char *code_hex;
+};
+
 /* Resolves a path's function reference (and ?Qualifier) or answers the
- * request with the error and returns NULL. (api.c) */
+ * request with the error and returns NULL. With t NULL only $LATEST may be
+ * named (operations that change a function). (api.c) */
 struct function *lambda_lookup(struct lambda *l, struct http_req *req, const char *ref,
-                               char qualifier[130]);
+                               struct fn_target *t);
+
+/* versions (versions.c) */
+/* Publishes $LATEST as a new version, or returns the latest version when
+ * nothing changed since (as Lambda). Returns the version's record or NULL
+ * with err filled. */
+json_t *version_publish(struct lambda *l, struct function *fn, const char *description,
+                        struct param_error *err);
+json_t *version_config(struct function *fn, const char *version);
+void versions_list(struct lambda *l, struct http_req *req, struct function *fn);
+void versions_publish_op(struct lambda *l, struct http_req *req, const char *ref);
+/* Deletes one version (DeleteFunction with a Qualifier). */
+int version_delete(struct lambda *l, struct function *fn, const char *version);
 
 /* handlers */
 void lambda_invoke(struct lambda *l, struct http_req *req, const char *ref);
