@@ -7,7 +7,7 @@ pkgs=(
   build-essential pkg-config clang
   libmicrohttpd-dev libjansson-dev libsqlite3-dev libssl-dev libzip-dev
   libseccomp-dev libcmocka-dev libcurl4-openssl-dev
-  python3 python3-pytest python3-boto3 awscli nodejs zip unzip curl
+  python3 python3-pytest python3-boto3 python3-pycurl awscli nodejs zip unzip curl
 )
 missing=()
 for p in "${pkgs[@]}"; do
