@@ -17,8 +17,11 @@
  *     the pipe before the result is posted (the daemon reads the pipes when the
  *     response arrives, then writes END/REPORT);
  *   - runs the Runtime API loop (GET next, POST response/error, POST
- *     init/error) over one keep-alive HTTP/1.1 connection with a small
- *     hand-written client (no per-invoke allocations beyond the request);
+ *     init/error) with Node's own http module: one keep-alive connection
+ *     (http.Agent with keepAlive and maxSockets 1, Nagle off), reused for
+ *     every request; GET next has no timeout; a request that got no answer
+ *     is retried on a new connection; an error raised while GET next is
+ *     pending is posted on a second, short-lived connection;
  *   - implements the programming model: async handlers, callback handlers
  *     with context.callbackWaitsForEmptyEventLoop, context.succeed/fail/done,
  *     the context object, error shapes and log lines (`Invoke Error`,
@@ -27,12 +30,15 @@
  *   - awslambda.streamifyResponse handlers are accepted but buffered: the
  *     whole stream is posted as one response when it ends.
  *
- * Only Node's standard library is used. Nothing here is specific to a daemon
- * build: the only contract is the Lambda Runtime API at $AWS_LAMBDA_RUNTIME_API.
+ * Only Node's standard library is used, and nothing is parsed by hand: HTTP
+ * goes through the http module, JSON through JSON.parse. Nothing here is
+ * specific to a daemon build: the only contract is the Lambda Runtime API at
+ * $AWS_LAMBDA_RUNTIME_API.
  */
 'use strict';
 
 const fs = require('fs');
+const http = require('http');
 const net = require('net');
 const path = require('path');
 const util = require('util');
@@ -297,10 +303,23 @@ function patchConsole() {
 }
 
 /* ------------------------------------------------------------------------ */
-/* Runtime API client: one keep-alive HTTP/1.1 connection                    */
+/* Runtime API client: Node's http module, one keep-alive connection         */
 /* ------------------------------------------------------------------------ */
 
-const CRLF2 = Buffer.from('\r\n\r\n');
+// Response headers may be large (Lambda-Runtime-Client-Context and
+// Lambda-Runtime-Cognito-Identity); Node's default limit is 16 KiB.
+const MAX_HEADER_SIZE = 1 << 20;
+const RETRIES = 4;
+
+/* Connections are made with Nagle's algorithm off: every request is written
+ * whole and then waited for. */
+class NoDelayAgent extends http.Agent {
+  createConnection(options, oncreate) {
+    const s = net.createConnection(options, oncreate);
+    s.setNoDelay(true);
+    return s;
+  }
+}
 
 class RuntimeApi {
   constructor(hostPort) {
@@ -311,293 +330,108 @@ class RuntimeApi {
       host = m[1];
       if (m[2]) port = parseInt(m[2], 10);
     }
-    this.addr = hostPort;
+    this.hostPort = hostPort;
     this.host = host;
     this.port = port;
-    this.hostHeader = 'Host: ' + hostPort + '\r\n';
-    this.nextHead =
-      'GET ' + API_PREFIX + '/invocation/next HTTP/1.1\r\n' + this.hostHeader + 'User-Agent: ignis-node/1\r\n\r\n';
-
-    this.sock = null;
-    this.cur = null; // request in flight: {head, body, cb, tries, got}
-    this.queue = [];
-    this._resetParser();
-    this._lastError = null;
+    // One connection, reused for GET /next and the POSTs. The agent queues a
+    // request made while the connection is busy and, when the server closes
+    // the connection, makes a new one for the next request.
+    this.agent = new NoDelayAgent({ keepAlive: true, maxSockets: 1 });
+    this.sideAgent = null; // made on first use; see post()
+    this.nextPending = false;
+    this.nextCb = null;
+    this.onNextAnswer = (err, res, body) => {
+      const cb = this.nextCb;
+      this.nextPending = false;
+      this.nextCb = null;
+      if (err) cb(err, 0, null, null);
+      else cb(null, res.statusCode, res.headers, body);
+    };
+    // Headers as an array (rawHeaders form) are written as given, without
+    // the per-name bookkeeping of setHeader(). http.request copies options.
+    this.nextOptions = this._options(this.agent, 'GET', API_PREFIX + '/invocation/next', [
+      'Host',
+      hostPort,
+      'User-Agent',
+      'ignis-node/1',
+    ]);
   }
 
-  _resetParser() {
-    this.hbuf = null; // header bytes so far (until CRLFCRLF)
-    this.hdone = false;
-    this.status = 0;
-    this.headers = null;
-    this.mode = 0; // 1 content-length, 2 chunked, 3 until close
-    this.need = 0;
-    this.parts = [];
-    this.have = 0;
-    this.keepAlive = true;
-    // chunked state
-    this.cstate = 0; // 0 size line, 1 data, 2 data CRLF, 3 trailer
-    this.ccarry = null;
-    this.cleft = 0;
+  _options(agent, method, urlPath, headers) {
+    return {
+      agent,
+      host: this.host,
+      port: this.port,
+      method,
+      path: urlPath,
+      headers,
+      maxHeaderSize: MAX_HEADER_SIZE,
+    };
   }
 
-  _connect() {
-    const s = net.connect({ host: this.host, port: this.port });
-    s.setNoDelay(true);
-    // Events of a socket we already dropped must not touch the current one.
-    s.on('data', (d) => {
-      if (this.sock === s) this._onData(d);
-    });
-    s.on('error', (e) => {
-      if (this.sock === s) this._lastError = e;
-    });
-    s.on('close', () => {
-      if (this.sock === s) this._onClose();
-    });
-    this.sock = s;
-  }
-
-  /* cb(err, status, headers, bodyBuffer) */
-  request(head, body, cb) {
-    const req = { head, body, cb, tries: 0, got: false };
-    if (this.cur === null) this._send(req);
-    else if (this.cur.head === this.nextHead && head !== this.nextHead) {
-      // The connection is parked in a long-poll for the next event (e.g. a
-      // timer threw after the response went out): report on a side
-      // connection instead of queueing behind a request that may never end.
-      const side = new RuntimeApi(this.addr);
-      side.request(head, body, (err, status, headers, b) => {
-        if (side.sock) side.sock.destroy();
-        cb(err, status, headers, b);
+  /* One request; cb(err, res, bodyBuffer) is called once. A
+   * request that got no answer at all (refused, or the server closed a stale
+   * keep-alive connection) is sent again on a new connection, up to RETRIES
+   * times. */
+  _send(options, body, cb, tries) {
+    const req = http.request(options);
+    let answered = false;
+    let over = false;
+    const finish = (err, res, buf) => {
+      if (over) return;
+      over = true;
+      cb(err, res, buf);
+    };
+    req.on('response', (res) => {
+      answered = true;
+      const parts = [];
+      let have = 0;
+      res.on('data', (d) => {
+        parts.push(d);
+        have += d.length;
       });
-    } else this.queue.push(req);
-  }
-
-  _send(req) {
-    this.cur = req;
-    this._resetParser();
-    if (this.sock === null) this._connect();
-    const s = this.sock;
-    s.ref();
-    if (req.body === null) s.write(req.head);
-    else if (typeof req.body === 'string') s.write(req.head + req.body);
-    else {
-      s.cork();
-      s.write(req.head);
-      s.write(req.body);
-      s.uncork();
-    }
-  }
-
-  _finish(err) {
-    const req = this.cur;
-    const status = this.status;
-    const headers = this.headers;
-    let body = null;
-    if (!err) body = this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, this.have);
-    this.cur = null;
-    this._resetParser();
-    if (!err && !this.keepAlive && this.sock) {
-      this.sock.destroy();
-      this.sock = null;
-    }
-    if (this.queue.length) this._send(this.queue.shift());
-    else if (this.sock) this.sock.unref();
-    req.cb(err, status, headers, body);
-  }
-
-  _fail(err) {
-    if (this.sock) {
-      this.sock.destroy();
-      this.sock = null;
-    }
-    this._finish(err);
-  }
-
-  _onClose() {
-    this.sock = null;
-    const req = this.cur;
-    if (!req) return;
-    if (this.hdone && this.mode === 3) {
-      this._finish(null);
-      return;
-    }
-    // Nothing came back: the server closed a stale keep-alive connection or
-    // was not listening yet. Retry on a fresh connection a few times.
-    if (!req.got && req.tries < 4) {
-      req.tries++;
-      const delay = req.tries === 1 ? 0 : 10 * req.tries;
-      const again = () => {
-        if (this.cur === req) this._send(req);
-      };
-      if (delay === 0) again();
-      else setTimeout(again, delay);
-      return;
-    }
-    const e = this._lastError || new Error('Runtime API connection closed');
-    this._lastError = null;
-    this._finish(e);
-  }
-
-  _onData(d) {
-    const req = this.cur;
-    if (!req) return; // nothing asked for: ignore
-    req.got = true;
-    if (!this.hdone) {
-      let buf = this.hbuf === null ? d : Buffer.concat([this.hbuf, d]);
-      const end = buf.indexOf(CRLF2);
-      if (end < 0) {
-        if (buf.length > 1 << 20) return this._fail(new Error('Runtime API: header too large'));
-        this.hbuf = buf;
+      res.on('end', () => {
+        finish(null, res, parts.length === 1 ? parts[0] : Buffer.concat(parts, have));
+      });
+      res.on('error', finish); // the connection was lost in the middle of the body
+    });
+    req.on('error', (err) => {
+      if (over) return;
+      if (answered || tries >= RETRIES || (typeof err.code === 'string' && err.code.startsWith('HPE_'))) {
+        finish(err); // an answer we cannot use: do not ask again
         return;
       }
-      this.hbuf = null;
-      if (!this._parseHead(buf.toString('utf8', 0, end))) {
-        return this._fail(new Error('Runtime API: malformed response'));
-      }
-      const rest = buf.subarray(end + 4);
-      if (this.status >= 100 && this.status < 200) {
-        // interim response (100 Continue): wait for the real one
-        this._resetParser();
-        if (rest.length) this._onData(rest);
-        return;
-      }
-      this.hdone = true;
-      if (this.mode === 1 && this.need === 0) return this._finish(null);
-      if (rest.length === 0) return;
-      d = rest;
-    }
-    if (this.mode === 1) {
-      const want = this.need - this.have;
-      if (d.length >= want) {
-        this.parts.push(d.length === want ? d : d.subarray(0, want));
-        this.have += want;
-        return this._finish(null);
-      }
-      this.parts.push(d);
-      this.have += d.length;
-    } else if (this.mode === 2) {
-      this._chunked(d);
-    } else {
-      this.parts.push(d);
-      this.have += d.length;
-    }
+      over = true;
+      const n = tries + 1;
+      if (n === 1) this._send(options, body, cb, n);
+      else setTimeout(() => this._send(options, body, cb, n), 10 * n);
+    });
+    req.end(body);
   }
 
-  _parseHead(text) {
-    // Status line, then "Name: value" lines; names lower-cased, values
-    // trimmed, repeated names joined with ", ".
-    const len = text.length;
-    let e = text.indexOf('\r\n');
-    if (e < 0) e = len;
-    if (e < 12 || !text.startsWith('HTTP/')) return false;
-    const status = parseInt(text.slice(9, 12), 10);
-    if (!(status >= 100)) return false;
-    const http10 = text.startsWith('1.0', 5);
-    const headers = {};
-    let pos = e + 2;
-    while (pos < len) {
-      let le = text.indexOf('\r\n', pos);
-      if (le < 0) le = len;
-      const c = text.indexOf(':', pos);
-      if (c > pos && c < le) {
-        const k = text.slice(pos, c).trim().toLowerCase();
-        let vs = c + 1;
-        let ve = le;
-        while (vs < ve && (text.charCodeAt(vs) === 32 || text.charCodeAt(vs) === 9)) vs++;
-        while (ve > vs && (text.charCodeAt(ve - 1) === 32 || text.charCodeAt(ve - 1) === 9)) ve--;
-        const v = text.slice(vs, ve);
-        const old = headers[k];
-        headers[k] = old === undefined ? v : old + ', ' + v;
-      }
-      pos = le + 2;
-    }
-    this.status = status;
-    this.headers = headers;
-    const conn = (headers.connection || '').toLowerCase();
-    this.keepAlive = http10 ? conn.includes('keep-alive') : !conn.includes('close');
-    const te = headers['transfer-encoding'];
-    if (status === 204 || status === 304) {
-      this.mode = 1;
-      this.need = 0;
-    } else if (te !== undefined && /chunked/i.test(te)) {
-      this.mode = 2;
-    } else if (headers['content-length'] !== undefined) {
-      const n = parseInt(headers['content-length'], 10);
-      if (!(n >= 0)) return false;
-      this.mode = 1;
-      this.need = n;
-    } else {
-      this.mode = 3;
-      this.keepAlive = false;
-    }
-    return true;
-  }
-
-  _chunked(d) {
-    if (this.ccarry !== null) {
-      d = Buffer.concat([this.ccarry, d]);
-      this.ccarry = null;
-    }
-    let i = 0;
-    while (i < d.length) {
-      if (this.cstate === 0 || this.cstate === 3) {
-        const e = d.indexOf('\r\n', i);
-        if (e < 0) {
-          this.ccarry = d.subarray(i);
-          return;
-        }
-        const line = d.toString('latin1', i, e);
-        i = e + 2;
-        if (this.cstate === 3) {
-          if (line === '') return this._finish(null);
-          continue; // trailer field: ignored
-        }
-        const size = parseInt(line, 16);
-        if (!(size >= 0)) return this._fail(new Error('Runtime API: bad chunk'));
-        if (size === 0) this.cstate = 3;
-        else {
-          this.cstate = 1;
-          this.cleft = size;
-        }
-      } else if (this.cstate === 1) {
-        const n = Math.min(this.cleft, d.length - i);
-        this.parts.push(d.subarray(i, i + n));
-        this.have += n;
-        this.cleft -= n;
-        i += n;
-        if (this.cleft === 0) {
-          this.cstate = 2;
-          this.cleft = 2;
-        }
-      } else {
-        const n = Math.min(this.cleft, d.length - i);
-        this.cleft -= n;
-        i += n;
-        if (this.cleft === 0) this.cstate = 0;
-      }
-    }
-  }
-
+  /* cb(err, status, headers, bodyBuffer); headers have lower-case names. */
   next(cb) {
-    this.request(this.nextHead, null, cb);
+    this.nextPending = true;
+    this.nextCb = cb;
+    this._send(this.nextOptions, undefined, this.onNextAnswer, 0);
   }
 
-  post(urlPath, body, contentType, extraHeaders, cb) {
+  /* errorType: the Lambda-Runtime-Function-Error-Type header, or undefined.
+   * cb(err, res, bodyBuffer) */
+  post(urlPath, body, contentType, errorType, cb) {
     const len = typeof body === 'string' ? Buffer.byteLength(body, 'utf8') : body.length;
-    const head =
-      'POST ' +
-      urlPath +
-      ' HTTP/1.1\r\n' +
-      this.hostHeader +
-      'Content-Type: ' +
-      contentType +
-      '\r\n' +
-      extraHeaders +
-      'Content-Length: ' +
-      len +
-      '\r\n\r\n';
-    this.request(head, body, cb);
+    const headers = ['Host', this.hostPort, 'Content-Type', contentType, 'Content-Length', '' + len];
+    if (errorType !== undefined) headers.push('Lambda-Runtime-Function-Error-Type', errorType);
+    let agent = this.agent;
+    if (this.nextPending) {
+      // The connection is parked in the long poll for the next event (e.g. a
+      // timer threw after the response was sent): report on a short-lived
+      // connection of its own instead of queueing behind a request that may
+      // never end.
+      if (this.sideAgent === null) this.sideAgent = new NoDelayAgent({ keepAlive: false });
+      agent = this.sideAgent;
+    }
+    this._send(this._options(agent, 'POST', urlPath, headers), body, cb, 0);
   }
 }
 
@@ -622,7 +456,7 @@ function postInvocationResponse(result, id, done) {
     API_PREFIX + '/invocation/' + encodeURIComponent(id) + '/response',
     body,
     'application/json',
-    '',
+    undefined,
     () => done(),
   );
 }
@@ -632,7 +466,7 @@ function postRawResponse(body, contentType, id, done) {
     API_PREFIX + '/invocation/' + encodeURIComponent(id) + '/response',
     body,
     headerSafe(contentType),
-    '',
+    undefined,
     () => done(),
   );
 }
@@ -649,7 +483,7 @@ function postInvocationError(err, id, done) {
     API_PREFIX + '/invocation/' + encodeURIComponent(id) + '/error',
     body,
     'application/json',
-    'Lambda-Runtime-Function-Error-Type: ' + headerSafe(rb.errorType) + '\r\n',
+    headerSafe(rb.errorType),
     () => done(),
   );
 }
@@ -660,7 +494,7 @@ function postInitError(err, done) {
     API_PREFIX + '/init/error',
     JSON.stringify(rb),
     'application/json',
-    'Lambda-Runtime-Function-Error-Type: ' + headerSafe(rb.errorType) + '\r\n',
+    headerSafe(rb.errorType),
     () => done(),
   );
 }
