@@ -156,7 +156,7 @@ void sha256_hex(const void *in, size_t n, char out[65])
     hex_encode(md, 32, out);
 }
 
-static int hexval(int c)
+int hex_digit_value(int c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -174,7 +174,8 @@ long percent_decode(char *s, size_t n)
         if (s[r] == '%') {
             if (r + 2 >= n)
                 return -EINVAL;
-            int hi = hexval((unsigned char)s[r + 1]), lo = hexval((unsigned char)s[r + 2]);
+            int hi = hex_digit_value((unsigned char)s[r + 1]),
+                lo = hex_digit_value((unsigned char)s[r + 2]);
             if (hi < 0 || lo < 0)
                 return -EINVAL;
             s[w++] = (char)(hi * 16 + lo);
@@ -199,7 +200,7 @@ static void split_ms(int64_t ms, time_t *secs, int *millis)
     *millis = (int)m;
 }
 
-void format_lambda_time(int64_t ms, char out[32])
+static void format_ms(int64_t ms, const char *zone, char out[32])
 {
     time_t secs;
     int millis;
@@ -208,19 +209,17 @@ void format_lambda_time(int64_t ms, char out[32])
     gmtime_r(&secs, &tm);
     char base[20];
     strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, 32, "%s.%03d+0000", base, millis);
+    snprintf(out, 32, "%s.%03d%s", base, millis, zone);
+}
+
+void format_lambda_time(int64_t ms, char out[32])
+{
+    format_ms(ms, "+0000", out);
 }
 
 void format_iso8601_ms(int64_t ms, char out[32])
 {
-    time_t secs;
-    int millis;
-    split_ms(ms, &secs, &millis);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    char base[20];
-    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, 32, "%s.%03dZ", base, millis);
+    format_ms(ms, "Z", out);
 }
 
 int str_has_prefix(const char *s, const char *prefix)

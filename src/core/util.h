@@ -20,6 +20,8 @@ int base64_encode(struct buf *out, const void *in, size_t n);
 int base64_decode(struct buf *out, const char *in, size_t n);
 void sha256(const void *in, size_t n, unsigned char out[32]);
 void sha256_hex(const void *in, size_t n, char out[65]);
+/* The value of one hex digit (either case), or -1. */
+int hex_digit_value(int c);
 /* Percent-decodes in place ('+' stays '+'); returns new length or -EINVAL. */
 long percent_decode(char *s, size_t n);
 /* "2015-03-31T12:00:00.000+0000", the format Lambda uses for LastModified. */

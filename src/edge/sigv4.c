@@ -152,17 +152,6 @@ static inline char lower(char c)
     return (c >= 'A' && c <= 'Z') ? (char)(c + ('a' - 'A')) : c;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static const char HEX_UPPER[] = "0123456789ABCDEF";
 
 /* Case-insensitive (ASCII only, locale independent) match of a NUL-terminated
@@ -421,7 +410,7 @@ static int parse_signature(const char *v, size_t len, struct sigv4_credential *o
     if (len != 64)
         return -EINVAL;
     for (size_t i = 0; i < len; i++) {
-        if (hexval(v[i]) < 0)
+        if (hex_digit_value((unsigned char)v[i]) < 0)
             return -EINVAL;
         out->signature[i] = lower(v[i]);
     }
@@ -656,8 +645,8 @@ static long requote(const char *in, size_t n, char *out)
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)in[i];
         if (c == '%') {
-            int hi = i + 2 < n ? hexval(in[i + 1]) : -1;
-            int lo = i + 2 < n ? hexval(in[i + 2]) : -1;
+            int hi = i + 2 < n ? hex_digit_value((unsigned char)in[i + 1]) : -1;
+            int lo = i + 2 < n ? hex_digit_value((unsigned char)in[i + 2]) : -1;
             if (hi < 0 || lo < 0)
                 return -EINVAL;
             c = (unsigned char)(hi * 16 + lo);

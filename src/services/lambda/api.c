@@ -432,17 +432,7 @@ static void list_functions(struct lambda *l, struct http_req *req)
     json_t *list = json_array();
     size_t i;
     for (i = start; i < l->nfns && (long)(i - start) < max; i++) {
-        json_t *c = json_deep_copy(l->fns[i]->config);
-        static const char *const hidden[] = {"State",
-                                             "StateReason",
-                                             "StateReasonCode",
-                                             "LastUpdateStatus",
-                                             "LastUpdateStatusReason",
-                                             "LastUpdateStatusReasonCode",
-                                             NULL};
-        for (const char *const *h = hidden; *h; h++)
-            json_object_del(c, *h);
-        json_array_append_new(list, c);
+        json_array_append_new(list, listing_view(l->fns[i]->config));
     }
     json_t *doc = json_pack("{s:o}", "Functions", list);
     if (i < l->nfns) {

@@ -88,6 +88,21 @@ void function_arn(const struct lambda *l, const char *name, char *out, size_t si
              name);
 }
 
+json_t *listing_view(json_t *config)
+{
+    static const char *const hidden[] = {"State",
+                                         "StateReason",
+                                         "StateReasonCode",
+                                         "LastUpdateStatus",
+                                         "LastUpdateStatusReason",
+                                         "LastUpdateStatusReasonCode",
+                                         NULL};
+    json_t *c = json_deep_copy(config);
+    for (const char *const *h = hidden; *h; h++)
+        json_object_del(c, *h);
+    return c;
+}
+
 int function_save(struct lambda *l, struct function *fn)
 {
     json_t *rec = json_pack("{s:O, s:O, s:s, s:O, s:I}", "Configuration", fn->config, "Tags",

@@ -53,6 +53,9 @@ void lambda_remove(struct lambda *l, struct function *fn);
 void function_unref(struct function *fn);
 int function_save(struct lambda *l, struct function *fn);
 void function_arn(const struct lambda *l, const char *name, char *out, size_t size);
+/* A copy of config as listings (ListFunctions, ListVersionsByFunction) show
+ * it: without the State/LastUpdateStatus fields, which only Get returns. */
+json_t *listing_view(json_t *config);
 /* What the pool runs for fn's $LATEST (version NULL) or a published version. */
 struct pool_fn *function_runner(struct lambda *l, struct function *fn, const char *version);
 void function_reset_runner(struct function *fn);

@@ -170,24 +170,15 @@ void versions_list(struct lambda *l, struct http_req *req, struct function *fn)
     for (; pos <= fn->last_version && count < max; pos++) {
         json_t *c;
         if (pos == 0) {
-            c = json_deep_copy(fn->config);
+            c = listing_view(fn->config);
         } else {
             char num[24];
             snprintf(num, sizeof(num), "%ld", pos);
             json_t *vc = version_config(fn, num);
             if (!vc)
                 continue; /* deleted */
-            c = json_deep_copy(vc);
+            c = listing_view(vc);
         }
-        static const char *const hidden[] = {"State",
-                                             "StateReason",
-                                             "StateReasonCode",
-                                             "LastUpdateStatus",
-                                             "LastUpdateStatusReason",
-                                             "LastUpdateStatusReasonCode",
-                                             NULL};
-        for (const char *const *h = hidden; *h; h++)
-            json_object_del(c, *h);
         json_array_append_new(list, c);
         count++;
     }
