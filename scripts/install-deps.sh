@@ -4,7 +4,7 @@
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 pkgs=(
-  build-essential pkg-config clang
+  build-essential pkg-config clang libclang-rt-14-dev
   libmicrohttpd-dev libjansson-dev libsqlite3-dev libssl-dev libzip-dev
   libseccomp-dev libcmocka-dev libcurl4-openssl-dev
   python3 python3-pytest python3-boto3 python3-pycurl awscli nodejs zip unzip curl
@@ -17,6 +17,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+
+# npm comes with NodeSource's nodejs; Debian packages it separately.
+command -v npm >/dev/null 2>&1 || apt-get install -y -qq --no-install-recommends npm
 
 # The AWS SDK for JavaScript v3, pinned, for the integration tests.
 here=$(cd "$(dirname "$0")/.." && pwd)
