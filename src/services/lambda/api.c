@@ -397,23 +397,31 @@ static void get_configuration(struct lambda *l, struct http_req *req, const char
         aws_reply_json(req, 200, target_view(&t));
 }
 
+int lambda_page_size(struct http_req *req, long *max)
+{
+    *max = 50;
+    const char *v = http_req_query(req, "MaxItems");
+    if (!v)
+        return 0;
+    char *end;
+    *max = strtol(v, &end, 10);
+    if (end == v || *end || *max < 1 || *max > 10000) {
+        aws_error(req, AWS_REST_JSON, 400, "ValidationException",
+                  "1 validation error detected: Value '%.32s' at 'maxItems' failed to "
+                  "satisfy constraint: Member must have value between 1 and 10000",
+                  v);
+        return -1;
+    }
+    if (*max > 50)
+        *max = 50; /* "a maximum of 50 items in each response, even if you set the number higher" */
+    return 0;
+}
+
 static void list_functions(struct lambda *l, struct http_req *req)
 {
-    long max = 50;
-    const char *v = http_req_query(req, "MaxItems");
-    if (v) {
-        char *end;
-        max = strtol(v, &end, 10);
-        if (*end || max < 1 || max > 10000 || end == v) {
-            aws_error(req, AWS_REST_JSON, 400, "ValidationException",
-                      "1 validation error detected: Value '%.32s' at 'maxItems' failed to "
-                      "satisfy constraint: Member must have value between 1 and 10000",
-                      v);
-            return;
-        }
-    }
-    if (max > 50)
-        max = 50; /* "a maximum of 50 items in each response, even if you set the number higher" */
+    long max;
+    if (lambda_page_size(req, &max) < 0)
+        return;
     const char *marker = http_req_query(req, "Marker");
     struct buf m = BUF_INIT;
     size_t start = 0;

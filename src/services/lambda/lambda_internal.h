@@ -104,6 +104,10 @@ void versions_publish_op(struct lambda *l, struct http_req *req, const char *ref
 /* Deletes one version (DeleteFunction with a Qualifier). */
 int version_delete(struct lambda *l, struct function *fn, const char *version);
 
+/* MaxItems of a listing, capped at 50 per page as Lambda does; -1 after
+ * answering a bad value. (api.c) */
+int lambda_page_size(struct http_req *req, long *max);
+
 /* handlers */
 void lambda_invoke(struct lambda *l, struct http_req *req, const char *ref);
 void lambda_serve_code(struct http_req *req, const struct edge_auth *auth, void *arg);

@@ -138,21 +138,9 @@ void versions_publish_op(struct lambda *l, struct http_req *req, const char *ref
 void versions_list(struct lambda *l, struct http_req *req, struct function *fn)
 {
     (void)l;
-    long max = 50;
-    const char *v = http_req_query(req, "MaxItems");
-    if (v) {
-        char *end;
-        max = strtol(v, &end, 10);
-        if (end == v || *end || max < 1 || max > 10000) {
-            aws_error(req, AWS_REST_JSON, 400, "ValidationException",
-                      "1 validation error detected: Value '%.32s' at 'maxItems' failed to "
-                      "satisfy constraint: Member must have value between 1 and 10000",
-                      v);
-            return;
-        }
-        if (max > 50)
-            max = 50;
-    }
+    long max;
+    if (lambda_page_size(req, &max) < 0)
+        return;
     /* positions: 0 = $LATEST, k = version k; the marker is the next position */
     long start = 0;
     const char *marker = http_req_query(req, "Marker");
