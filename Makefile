@@ -4,7 +4,7 @@
 
 CC ?= cc
 BUILD ?= build
-PKGS := libmicrohttpd jansson sqlite3 libcrypto libzip libcurl
+PKGS := libmicrohttpd jansson sqlite3 libcrypto libzip libcurl libseccomp
 OPT ?= -O2 -g
 SAN ?=
 CFLAGS_ALL := $(OPT) $(SAN) -std=gnu11 -Wall -Wextra -Werror -Wno-format-truncation -D_GNU_SOURCE -Isrc \

@@ -1,0 +1,401 @@
+/*
+ * mount: the sandbox's filesystem. Owns the plan of the root (built in the parent, where
+ * lstat, realpath and snprintf are allowed) and its application in the child (only mkdir,
+ * mount, pivot_root and friends). The root is a fresh tmpfs that becomes "/" by pivot_root
+ * while the host's tree stays reachable at /oldroot: the host's /usr and library dirs
+ * (symlinks into /usr are recreated as symlinks), a chosen few /etc entries (never
+ * shadow/gshadow; passwd and group are written fresh), the code dir at /var/task and the
+ * runtime dir at /var/runtime (read-only binds), /tmp (tmpfs with a size limit), a new /proc,
+ * and /dev with null, zero, full, random, urandom and the fd symlinks. Then /oldroot is
+ * detached and the root remounted read-only: nothing else of the host remains.
+ * Staging on the host's /tmp costs nothing visible there: the mount namespace is private, and
+ * pivot_root moves the staging tmpfs away from /tmp, so /oldroot/tmp is the host's /tmp.
+ * Mounts below a bound dir (MS_REC) stay as writable as they were; Debian's /usr has none.
+ */
+#include "exec/sandbox/sandbox_internal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define OLDROOT "/oldroot"
+#define STAGE_DIR "/tmp"
+
+/* /etc entries bound (files, dirs) or recreated (symlinks into /usr); missing ones skipped.
+ * Plus every /etc/python3* entry (sitecustomize, Debian's python config). */
+static const char *const etc_entries[] = {
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "nsswitch.conf",
+    "host.conf",
+    "hosts",
+    "resolv.conf",
+    "gai.conf",
+    "localtime",
+    "timezone",
+    "protocols",
+    "services",
+    "mime.types",
+    "os-release",
+    "debian_version",
+    "alternatives",
+    "ssl",
+    "ssl/certs",
+    "ssl/openssl.cnf",
+    "ca-certificates",
+    "ca-certificates.conf",
+    "nodejs",
+};
+
+/* Top-level host dirs of the root. */
+static const char *const top_entries[] = {"usr", "bin", "sbin", "lib", "lib64", "lib32", "libx32"};
+
+static const char *const dev_nodes[] = {"null", "zero", "full", "random", "urandom"};
+
+/*=== Plan (parent) ===*/
+
+static const char *plan_str(struct sbx_mount_plan *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static const char *plan_str(struct sbx_mount_plan *p, const char *fmt, ...)
+{
+    size_t room = sizeof(p->strs) - p->used;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(p->strs + p->used, room, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= room)
+        return NULL;
+    const char *s = p->strs + p->used;
+    p->used += (size_t)n + 1;
+    return s;
+}
+
+static int plan_add(struct sbx_mount_plan *p, enum sbx_mop op, const char *a, const char *b,
+                    const char *data, size_t len)
+{
+    if (p->n >= SBX_MAX_MOUNT_OPS || !a)
+        return -ENAMETOOLONG;
+    p->ops[p->n++] = (struct sbx_mount_op){.op = op, .a = a, .b = b, .data = data, .len = len};
+    return 0;
+}
+
+static int is_under_usr(const char *real)
+{
+    return strncmp(real, "/usr/", 5) == 0 || strcmp(real, "/usr") == 0;
+}
+
+/*
+ * Adds host path host at inside: a symlink resolving into /usr is recreated as is (it works
+ * once /usr is there); anything else is bound read-only from its real path (symlinks outside
+ * /usr, e.g. resolv.conf into /run, are followed here since /run will not exist inside).
+ */
+static int plan_host(struct sbx_mount_plan *p, const char *host, const char *inside)
+{
+    struct stat st;
+    if (lstat(host, &st) < 0)
+        return errno == ENOENT ? 0 : -errno;
+    char *real = realpath(host, NULL);
+    if (!real)
+        return errno == ENOENT ? 0 : -errno; /* a dangling symlink: skip it */
+    int rc = 0;
+    if (S_ISLNK(st.st_mode) && is_under_usr(real)) {
+        char target[PATH_MAX];
+        ssize_t n = readlink(host, target, sizeof(target) - 1);
+        if (n < 0) {
+            rc = -errno;
+            goto out;
+        }
+        target[n] = 0;
+        rc = plan_add(p, SBX_MOP_SYMLINK, plan_str(p, "%s", inside), plan_str(p, "%s", target),
+                      NULL, 0);
+        goto out;
+    }
+    if (stat(real, &st) < 0) {
+        rc = -errno;
+        goto out;
+    }
+    const char *a = plan_str(p, "%s", inside);
+    rc = plan_add(p, S_ISDIR(st.st_mode) ? SBX_MOP_MKDIR : SBX_MOP_MKFILE, a, NULL, NULL, 0);
+    if (rc == 0)
+        rc = plan_add(p, SBX_MOP_BIND_RO, a, plan_str(p, OLDROOT "%s", real), NULL, 0);
+out:
+    free(real);
+    return rc;
+}
+
+/* A host dir given by the caller (code, runtime): must exist and be a directory. */
+static int plan_dir(struct sbx_mount_plan *p, const char *what, const char *host,
+                    const char *inside, char *err, size_t errlen)
+{
+    struct stat st;
+    char *real = host[0] == '/' ? realpath(host, NULL) : NULL;
+    int rc = 0;
+    if (host[0] != '/')
+        rc = -EINVAL;
+    else if (!real || stat(real, &st) < 0)
+        rc = -errno;
+    else if (!S_ISDIR(st.st_mode))
+        rc = -ENOTDIR;
+    if (rc == 0) {
+        const char *a = plan_str(p, "%s", inside);
+        rc = plan_add(p, SBX_MOP_MKDIR, a, NULL, NULL, 0);
+        if (rc == 0)
+            rc = plan_add(p, SBX_MOP_BIND_RO, a, plan_str(p, OLDROOT "%s", real), NULL, 0);
+    }
+    if (rc < 0)
+        snprintf(err, errlen, "%s %s: %s", what, host, strerror(-rc));
+    free(real);
+    return rc;
+}
+
+static int plan_etc(struct sbx_mount_plan *p, const struct sbx_spec *spec)
+{
+    int rc = plan_add(p, SBX_MOP_MKDIR, "/etc", NULL, NULL, 0);
+    char host[PATH_MAX], inside[PATH_MAX];
+    for (size_t i = 0; rc == 0 && i < sizeof(etc_entries) / sizeof(etc_entries[0]); i++) {
+        snprintf(host, sizeof(host), "/etc/%s", etc_entries[i]);
+        if (strcmp(etc_entries[i], "ssl") == 0) /* only certs and openssl.cnf, not private/ */
+            rc =
+                access(host, F_OK) == 0 ? plan_add(p, SBX_MOP_MKDIR, "/etc/ssl", NULL, NULL, 0) : 0;
+        else
+            rc = plan_host(p, host, host);
+    }
+    DIR *d = rc == 0 ? opendir("/etc") : NULL;
+    for (struct dirent *e; d && rc == 0 && (e = readdir(d));) {
+        if (strncmp(e->d_name, "python3", 7) != 0)
+            continue;
+        snprintf(host, sizeof(host), "/etc/%s", e->d_name);
+        snprintf(inside, sizeof(inside), "/etc/%s", e->d_name);
+        rc = plan_host(p, host, inside);
+    }
+    if (d)
+        closedir(d);
+    if (rc < 0)
+        return rc;
+    const char *passwd = plan_str(p,
+                                  "root:x:0:0:root:/root:/usr/sbin/nologin\n"
+                                  "sandbox:x:%u:%u:sandbox:/tmp:/usr/sbin/nologin\n"
+                                  "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+                                  (unsigned)spec->uid, (unsigned)spec->gid);
+    const char *group =
+        plan_str(p, "root:x:0:\nsandbox:x:%u:\nnogroup:x:65534:\n", (unsigned)spec->gid);
+    if (!passwd || !group)
+        return -ENAMETOOLONG;
+    rc = plan_add(p, SBX_MOP_WRITE, "/etc/passwd", NULL, passwd, strlen(passwd));
+    if (rc == 0)
+        rc = plan_add(p, SBX_MOP_WRITE, "/etc/group", NULL, group, strlen(group));
+    return rc;
+}
+
+static int plan_dev(struct sbx_mount_plan *p)
+{
+    int rc = plan_add(p, SBX_MOP_MKDIR, "/dev", NULL, NULL, 0);
+    if (rc == 0)
+        rc = plan_add(p, SBX_MOP_TMPFS_DEV, "/dev", NULL, "mode=0755,size=64k", 0);
+    for (size_t i = 0; rc == 0 && i < sizeof(dev_nodes) / sizeof(dev_nodes[0]); i++) {
+        const char *a = plan_str(p, "/dev/%s", dev_nodes[i]);
+        rc = plan_add(p, SBX_MOP_MKFILE, a, NULL, NULL, 0);
+        if (rc == 0)
+            rc = plan_add(p, SBX_MOP_BIND_DEV, a, plan_str(p, OLDROOT "/dev/%s", dev_nodes[i]),
+                          NULL, 0);
+    }
+    static const char *const links[][2] = {{"/dev/fd", "/proc/self/fd"},
+                                           {"/dev/stdin", "/proc/self/fd/0"},
+                                           {"/dev/stdout", "/proc/self/fd/1"},
+                                           {"/dev/stderr", "/proc/self/fd/2"}};
+    for (size_t i = 0; rc == 0 && i < sizeof(links) / sizeof(links[0]); i++)
+        rc = plan_add(p, SBX_MOP_SYMLINK, links[i][0], links[i][1], NULL, 0);
+    return rc;
+}
+
+int sbx_mount_plan_build(struct sbx_mount_plan *p, const struct sbx_spec *spec, char *err,
+                         size_t errlen)
+{
+    int rc = plan_add(p, SBX_MOP_PRIVATE, "/", NULL, NULL, 0);
+    if (rc == 0)
+        rc = plan_add(p, SBX_MOP_STAGE, STAGE_DIR, NULL, "mode=0755,size=1m", 0);
+    char host[64];
+    for (size_t i = 0; rc == 0 && i < sizeof(top_entries) / sizeof(top_entries[0]); i++) {
+        snprintf(host, sizeof(host), "/%s", top_entries[i]);
+        rc = plan_host(p, host, host);
+    }
+    if (rc == 0)
+        rc = plan_etc(p, spec);
+    if (rc < 0) {
+        snprintf(err, errlen, "host root: %s", strerror(-rc));
+        return rc;
+    }
+    rc = plan_add(p, SBX_MOP_MKDIR, "/var", NULL, NULL, 0);
+    if (rc == 0)
+        rc = plan_dir(p, "code dir", spec->code_dir, "/var/task", err, errlen);
+    if (rc == 0 && spec->runtime_dir)
+        rc = plan_dir(p, "runtime dir", spec->runtime_dir, "/var/runtime", err, errlen);
+    if (rc < 0)
+        return rc;
+    unsigned tmp_mb = spec->tmp_mb ? spec->tmp_mb : SBX_DEFAULT_TMP_MB;
+    rc = plan_add(p, SBX_MOP_MKDIR, "/tmp", NULL, NULL, 0);
+    if (rc == 0)
+        rc = plan_add(p, SBX_MOP_TMPFS, "/tmp", NULL, plan_str(p, "mode=1777,size=%um", tmp_mb), 0);
+    if (rc == 0)
+        rc = plan_add(p, SBX_MOP_MKDIR, "/proc", NULL, NULL, 0);
+    if (rc == 0)
+        rc = plan_add(p, SBX_MOP_PROC, "/proc", NULL, NULL, 0);
+    if (rc == 0)
+        rc = plan_dev(p);
+    if (rc == 0)
+        rc = plan_add(p, SBX_MOP_DETACH, OLDROOT, NULL, NULL, 0);
+    if (rc == 0)
+        rc = plan_add(p, SBX_MOP_REMOUNT_RO, "/", NULL, NULL, 0);
+    if (rc < 0)
+        snprintf(err, errlen, "mount plan: %s", strerror(-rc));
+    return rc;
+}
+
+void sbx_mount_describe(const struct sbx_mount_plan *p, int i, char *buf, size_t size)
+{
+    if (i < 0 || i >= p->n) {
+        snprintf(buf, size, "mount");
+        return;
+    }
+    const struct sbx_mount_op *o = &p->ops[i];
+    const char *b = o->b ? o->b : "";
+    if (strncmp(b, OLDROOT, sizeof(OLDROOT) - 1) == 0)
+        b += sizeof(OLDROOT) - 1; /* report host paths as the caller knows them */
+    switch (o->op) {
+    case SBX_MOP_PRIVATE:
+        snprintf(buf, size, "make mounts private");
+        break;
+    case SBX_MOP_STAGE:
+        snprintf(buf, size, "tmpfs root at %s and pivot_root", o->a);
+        break;
+    case SBX_MOP_MKDIR:
+        snprintf(buf, size, "mkdir %s", o->a);
+        break;
+    case SBX_MOP_SYMLINK:
+        snprintf(buf, size, "symlink %s -> %s", o->a, o->b);
+        break;
+    case SBX_MOP_MKFILE:
+        snprintf(buf, size, "create %s", o->a);
+        break;
+    case SBX_MOP_BIND_RO:
+        snprintf(buf, size, "bind %s at %s read-only", b, o->a);
+        break;
+    case SBX_MOP_BIND_DEV:
+        snprintf(buf, size, "bind %s at %s", b, o->a);
+        break;
+    case SBX_MOP_TMPFS:
+    case SBX_MOP_TMPFS_DEV:
+        snprintf(buf, size, "mount tmpfs (%s) at %s", o->data, o->a);
+        break;
+    case SBX_MOP_PROC:
+        snprintf(buf, size, "mount proc at %s", o->a);
+        break;
+    case SBX_MOP_WRITE:
+        snprintf(buf, size, "write %s", o->a);
+        break;
+    case SBX_MOP_DETACH:
+        snprintf(buf, size, "detach %s", o->a);
+        break;
+    case SBX_MOP_REMOUNT_RO:
+        snprintf(buf, size, "remount %s read-only", o->a);
+        break;
+    }
+}
+
+/*=== Application (child: async-signal-safe only) ===*/
+
+static int bind_with(const char *src, const char *dst, unsigned long flags)
+{
+    if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) < 0)
+        return -errno;
+    if (mount(NULL, dst, NULL, MS_BIND | MS_REMOUNT | flags, NULL) < 0)
+        return -errno;
+    return 0;
+}
+
+static int apply_one(const struct sbx_mount_op *o)
+{
+    int fd;
+    switch (o->op) {
+    case SBX_MOP_PRIVATE:
+        return mount(NULL, o->a, NULL, MS_REC | MS_PRIVATE, NULL) < 0 ? -errno : 0;
+    case SBX_MOP_STAGE:
+        if (mount("tmpfs", o->a, "tmpfs", MS_NOSUID | MS_NODEV, o->data) < 0 || chdir(o->a) < 0 ||
+            mkdir(OLDROOT + 1, 0700) < 0 || syscall(SYS_pivot_root, ".", OLDROOT + 1) < 0 ||
+            chdir("/") < 0)
+            return -errno;
+        return 0;
+    case SBX_MOP_MKDIR:
+        return mkdir(o->a, 0755) < 0 && errno != EEXIST ? -errno : 0;
+    case SBX_MOP_SYMLINK:
+        return symlink(o->b, o->a) < 0 ? -errno : 0;
+    case SBX_MOP_MKFILE:
+        fd = open(o->a, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0444);
+        if (fd < 0)
+            return -errno;
+        close(fd);
+        return 0;
+    case SBX_MOP_BIND_RO:
+        return bind_with(o->b, o->a, MS_RDONLY | MS_NOSUID | MS_NODEV);
+    case SBX_MOP_BIND_DEV:
+        return bind_with(o->b, o->a, MS_NOSUID | MS_NOEXEC);
+    case SBX_MOP_TMPFS:
+        return mount("tmpfs", o->a, "tmpfs", MS_NOSUID | MS_NODEV, o->data) < 0 ? -errno : 0;
+    case SBX_MOP_TMPFS_DEV:
+        return mount("tmpfs", o->a, "tmpfs", MS_NOSUID | MS_NOEXEC, o->data) < 0 ? -errno : 0;
+    case SBX_MOP_PROC:
+        return mount("proc", o->a, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0 ? -errno : 0;
+    case SBX_MOP_WRITE: {
+        fd = open(o->a, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (fd < 0)
+            return -errno;
+        size_t off = 0;
+        while (off < o->len) {
+            ssize_t w = write(fd, o->data + off, o->len - off);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0) {
+                int e = w < 0 ? -errno : -EIO;
+                close(fd);
+                return e;
+            }
+            off += (size_t)w;
+        }
+        close(fd);
+        return 0;
+    }
+    case SBX_MOP_DETACH:
+        if (umount2(o->a, MNT_DETACH) < 0 || rmdir(o->a) < 0)
+            return -errno;
+        return 0;
+    case SBX_MOP_REMOUNT_RO:
+        return mount(NULL, o->a, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV,
+                     NULL) < 0
+                   ? -errno
+                   : 0;
+    }
+    return -EINVAL;
+}
+
+int sbx_mount_apply(const struct sbx_mount_plan *p, int *failed)
+{
+    for (int i = 0; i < p->n; i++) {
+        int rc = apply_one(&p->ops[i]);
+        if (rc < 0) {
+            *failed = i;
+            return rc;
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,348 @@
+/*
+ * sandbox: the orchestrator. Owns sbx_spawn: everything that may allocate is prepared in the
+ * parent (the mount plan, the seccomp program, pipes), then clone3 creates the child in new
+ * mount, PID, IPC, UTS and (unless host_network) network namespaces, and the child applies
+ * the facilities in order: signals reset, process group, cgroup then cgroup namespace, stdio,
+ * hostname, network (lo up, listener passed to the parent), mounts and pivot_root, cwd,
+ * rlimits, bounding set, uid/gid, capabilities, no_new_privs, seccomp, execve. The child
+ * reports the first failure as {step, errno, mount op} over a close-on-exec pipe; EOF means
+ * execve succeeded. The facilities live in mount.c, net.c, caps.c, seccomp.c and rlimit.c;
+ * this file owns none of their policy. It also owns sbx_probe.
+ */
+#include "exec/sandbox/sandbox.h"
+#include "exec/sandbox/sandbox_internal.h"
+#include "exec/cgroup.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define SBX_HOSTNAME "sandbox"
+
+struct sbx_report {
+    int step;  /* enum sbx_step */
+    int err;   /* positive errno */
+    int mount; /* index of the failed mount op */
+};
+
+/* The kernel's struct clone_args (v0, 64 bytes); not taken from <linux/sched.h>, which
+ * clashes with glibc's <sched.h>. */
+struct sbx_clone_args {
+    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
+};
+
+struct child_ctx {
+    const struct sbx_spec *spec;
+    const struct sbx_mount_plan *plan;
+    const struct sock_fprog *filter;
+    int devnull, report_fd, sock_fd;
+};
+
+static const char *const step_names[] = {
+    [SBX_STEP_NONE] = "none",
+    [SBX_STEP_CGROUP] = "enter cgroup",
+    [SBX_STEP_CGROUPNS] = "unshare cgroup namespace",
+    [SBX_STEP_STDIO] = "set up stdio",
+    [SBX_STEP_HOSTNAME] = "sethostname",
+    [SBX_STEP_NET_LO] = "bring lo up",
+    [SBX_STEP_NET_LISTEN] = "listen on 127.0.0.1",
+    [SBX_STEP_NET_SEND] = "pass the listener",
+    [SBX_STEP_MOUNT] = "mount",
+    [SBX_STEP_CHDIR] = "chdir",
+    [SBX_STEP_RLIMIT] = "setrlimit",
+    [SBX_STEP_BOUNDING] = "drop the bounding set",
+    [SBX_STEP_CREDS] = "set uid/gid",
+    [SBX_STEP_CAPS] = "clear capabilities",
+    [SBX_STEP_NNP] = "set no_new_privs",
+    [SBX_STEP_SECCOMP] = "load seccomp filter",
+    [SBX_STEP_EXEC] = "execve",
+};
+
+const char *sbx_step_name(enum sbx_step step)
+{
+    if ((unsigned)step >= sizeof(step_names) / sizeof(step_names[0]))
+        return "unknown";
+    return step_names[step];
+}
+
+/*=== Child (async-signal-safe only) ===*/
+
+static __attribute__((noreturn)) void child_fail(const struct child_ctx *c, enum sbx_step step,
+                                                 int neg_errno, int mount_idx)
+{
+    struct sbx_report r = {.step = step, .err = -neg_errno, .mount = mount_idx};
+    ssize_t w = write(c->report_fd, &r, sizeof(r));
+    (void)w;
+    _exit(127);
+}
+
+static int dup_onto(int fd, int target)
+{
+    if (fd == target) /* dup2 would keep close-on-exec */
+        return fcntl(fd, F_SETFD, 0) < 0 ? -errno : 0;
+    return dup2(fd, target) < 0 ? -errno : 0;
+}
+
+static __attribute__((noreturn)) void child_main(const struct child_ctx *c)
+{
+    const struct sbx_spec *s = c->spec;
+    int rc, idx = -1;
+
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
+    for (int sig = 1; sig < NSIG; sig++)
+        sigaction(sig, &dfl, NULL); /* fails harmlessly for KILL, STOP and libc's own */
+    setpgid(0, 0);
+
+    if (s->cg && (rc = cgroup_attach_self(s->cg)) < 0)
+        child_fail(c, SBX_STEP_CGROUP, rc, idx);
+    if (unshare(CLONE_NEWCGROUP) < 0) /* after the attach: its root is the instance's group */
+        child_fail(c, SBX_STEP_CGROUPNS, -errno, idx);
+
+    if ((c->devnull >= 0 && (rc = dup_onto(c->devnull, 0)) < 0) ||
+        (s->stdout_fd >= 0 &&
+         ((rc = dup_onto(s->stdout_fd, 1)) < 0 || (rc = dup_onto(s->stdout_fd, 2)) < 0)))
+        child_fail(c, SBX_STEP_STDIO, rc, idx);
+
+    if (sethostname(SBX_HOSTNAME, sizeof(SBX_HOSTNAME) - 1) < 0)
+        child_fail(c, SBX_STEP_HOSTNAME, -errno, idx);
+
+    if (!s->host_network) {
+        if ((rc = sbx_net_loopback_up()) < 0)
+            child_fail(c, SBX_STEP_NET_LO, rc, idx);
+        int lfd = sbx_net_listen_loopback(SBX_API_PORT);
+        if (lfd < 0)
+            child_fail(c, SBX_STEP_NET_LISTEN, lfd, idx);
+        if ((rc = sbx_net_send_fd(c->sock_fd, lfd)) < 0)
+            child_fail(c, SBX_STEP_NET_SEND, rc, idx);
+        close(lfd);
+    }
+
+    if ((rc = sbx_mount_apply(c->plan, &idx)) < 0)
+        child_fail(c, SBX_STEP_MOUNT, rc, idx);
+    if (chdir(s->cwd ? s->cwd : "/var/task") < 0)
+        child_fail(c, SBX_STEP_CHDIR, -errno, idx);
+    if ((rc = sbx_rlimits_apply()) < 0)
+        child_fail(c, SBX_STEP_RLIMIT, rc, idx);
+    if ((rc = sbx_caps_drop_bounding()) < 0)
+        child_fail(c, SBX_STEP_BOUNDING, rc, idx);
+    if ((rc = sbx_creds_set(s->uid, s->gid)) < 0)
+        child_fail(c, SBX_STEP_CREDS, rc, idx);
+    if ((rc = sbx_caps_clear()) < 0)
+        child_fail(c, SBX_STEP_CAPS, rc, idx);
+    if ((rc = sbx_no_new_privs()) < 0)
+        child_fail(c, SBX_STEP_NNP, rc, idx);
+    if ((rc = sbx_seccomp_load(c->filter)) < 0)
+        child_fail(c, SBX_STEP_SECCOMP, rc, idx);
+
+    close_range(3, ~0U, CLOSE_RANGE_CLOEXEC); /* whatever the caller leaked */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    execve(s->argv[0], s->argv, s->envp);
+    child_fail(c, SBX_STEP_EXEC, -errno, idx);
+}
+
+/*=== Parent ===*/
+
+static int check_spec(const struct sbx_spec *s, char *err, size_t errlen)
+{
+    const char *why = NULL;
+    if (!s->argv || !s->argv[0] || s->argv[0][0] != '/')
+        why = "argv[0] must be an absolute path";
+    else if (!s->envp)
+        why = "envp is required";
+    else if (!s->code_dir)
+        why = "code dir is required";
+    else if (s->cwd && s->cwd[0] != '/')
+        why = "cwd must be absolute";
+    else if (s->uid == 0 || s->gid == 0)
+        why = "uid and gid must not be 0";
+    if (why)
+        snprintf(err, errlen, "%s", why);
+    return why ? -EINVAL : 0;
+}
+
+int sbx_spawn(const struct sbx_spec *spec, struct sbx_child *out, char *err, size_t errlen)
+{
+    *out = (struct sbx_child){.pid = -1, .pidfd = -1, .api_listen_fd = -1};
+    if (errlen)
+        err[0] = 0;
+    int report[2] = {-1, -1}, sock[2] = {-1, -1}, devnull = -1, pidfd = -1, rc;
+    struct sbx_mount_plan *plan = NULL;
+    pid_t pid = -1;
+
+    rc = check_spec(spec, err, errlen);
+    if (rc < 0)
+        return rc;
+    const struct sock_fprog *filter = sbx_seccomp_filter(&rc);
+    if (!filter) {
+        snprintf(err, errlen, "seccomp filter: %s", strerror(-rc));
+        return rc;
+    }
+    plan = calloc(1, sizeof(*plan));
+    if (!plan) {
+        snprintf(err, errlen, "%s", strerror(ENOMEM));
+        return -ENOMEM;
+    }
+    rc = sbx_mount_plan_build(plan, spec, err, errlen);
+    if (rc < 0)
+        goto out;
+    if (pipe2(report, O_CLOEXEC) < 0 ||
+        (!spec->host_network && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sock) < 0) ||
+        (devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "pipes: %s", strerror(-rc));
+        goto out;
+    }
+
+    struct child_ctx ctx = {.spec = spec,
+                            .plan = plan,
+                            .filter = filter,
+                            .devnull = devnull,
+                            .report_fd = report[1],
+                            .sock_fd = sock[1]};
+    struct sbx_clone_args ca = {
+        .flags = CLONE_PIDFD | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS |
+                 (spec->host_network ? 0 : CLONE_NEWNET),
+        .pidfd = (uint64_t)(uintptr_t)&pidfd,
+        .exit_signal = SIGCHLD,
+    };
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old); /* no handler of ours may run in the child */
+    pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
+    if (pid == 0)
+        child_main(&ctx);
+    int clone_errno = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (pid < 0) {
+        rc = -clone_errno;
+        snprintf(err, errlen, "clone3: %s", strerror(clone_errno));
+        goto out;
+    }
+    close(report[1]);
+    report[1] = -1;
+    if (sock[1] >= 0) {
+        close(sock[1]);
+        sock[1] = -1;
+    }
+
+    struct sbx_report r;
+    ssize_t got;
+    do
+        got = read(report[0], &r, sizeof(r));
+    while (got < 0 && errno == EINTR);
+    if (got == sizeof(r)) {
+        rc = r.err > 0 ? -r.err : -EIO;
+        out->failed_step = r.step;
+        if (r.step == SBX_STEP_MOUNT) {
+            char what[PATH_MAX + 64];
+            sbx_mount_describe(plan, r.mount, what, sizeof(what));
+            snprintf(err, errlen, "%s: %s", what, strerror(-rc));
+        } else if (r.step == SBX_STEP_EXEC || r.step == SBX_STEP_CHDIR)
+            snprintf(err, errlen, "%s %s: %s", sbx_step_name(r.step),
+                     r.step == SBX_STEP_EXEC ? spec->argv[0]
+                     : spec->cwd             ? spec->cwd
+                                             : "/var/task",
+                     strerror(-rc));
+        else
+            snprintf(err, errlen, "%s: %s", sbx_step_name(r.step), strerror(-rc));
+        goto reap;
+    }
+    if (got != 0) {
+        rc = got < 0 ? -errno : -EPROTO;
+        snprintf(err, errlen, "child report: %s", strerror(-rc));
+        goto kill;
+    }
+    if (!spec->host_network) {
+        int lfd = sbx_net_recv_fd(sock[0]);
+        if (lfd < 0) {
+            rc = lfd;
+            snprintf(err, errlen, "receive the listener: %s", strerror(-rc));
+            goto kill;
+        }
+        out->api_listen_fd = lfd;
+    }
+    out->pid = pid;
+    out->pidfd = pidfd;
+    pidfd = -1;
+    rc = 0;
+    goto out;
+
+kill:
+    kill(pid, SIGKILL);
+reap:
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+out:
+    for (int i = 0; i < 2; i++) {
+        if (report[i] >= 0)
+            close(report[i]);
+        if (sock[i] >= 0)
+            close(sock[i]);
+    }
+    if (devnull >= 0)
+        close(devnull);
+    if (pidfd >= 0)
+        close(pidfd);
+    free(plan);
+    return rc;
+}
+
+int sbx_probe(char *desc, size_t size)
+{
+    int err;
+    if (!sbx_seccomp_filter(&err)) {
+        snprintf(desc, size, "none: seccomp filter: %s", strerror(-err));
+        return SBX_SUPPORT_NONE;
+    }
+    if (geteuid() != 0) {
+        int on = 0;
+        FILE *f = fopen("/proc/sys/user/max_user_namespaces", "re");
+        if (f) {
+            on = fscanf(f, "%d", &on) == 1 && on > 0;
+            fclose(f);
+        }
+        f = fopen("/proc/sys/kernel/unprivileged_userns_clone", "re");
+        if (f) {
+            int v = 0;
+            if (fscanf(f, "%d", &v) == 1 && v == 0)
+                on = 0;
+            fclose(f);
+        }
+        snprintf(desc, size,
+                 on ? "unprivileged user namespaces only (not supported yet: run as root)"
+                    : "none: not root and no unprivileged user namespaces");
+        return on ? SBX_SUPPORT_USERNS : SBX_SUPPORT_NONE;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        snprintf(desc, size, "none: fork: %s", strerror(errno));
+        return SBX_SUPPORT_NONE;
+    }
+    if (pid == 0)
+        _exit(unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET |
+                      CLONE_NEWCGROUP) < 0
+                  ? errno
+                  : 0);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    int e = WIFEXITED(status) ? WEXITSTATUS(status) : EIO;
+    if (e) {
+        snprintf(desc, size, "none: root, but unshare of the namespaces fails: %s", strerror(e));
+        return SBX_SUPPORT_NONE;
+    }
+    snprintf(desc, size, "root: mount, pid, ipc, uts, net and cgroup namespaces, seccomp");
+    return SBX_SUPPORT_ROOT;
+}

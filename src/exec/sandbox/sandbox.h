@@ -1,0 +1,100 @@
+/*
+ * sandbox: runs one program isolated the way a serverless function's execution environment is:
+ * its own mount, PID, IPC, UTS, network and cgroup namespaces; a minimal read-only root built
+ * in a fresh tmpfs (the host's /usr and library dirs, a few /etc files, the code dir at
+ * /var/task, an optional runtime dir at /var/runtime, a private size-limited /tmp, a fresh
+ * /proc, a minimal /dev); an unprivileged uid/gid with every capability dropped, no_new_privs,
+ * a seccomp filter and RLIMIT_NOFILE 1024. It knows nothing about what it runs.
+ *
+ * Networking: by default the program gets a network namespace with only `lo` up, and a TCP
+ * listener on 127.0.0.1:SBX_API_PORT inside it is handed to the caller (api_listen_fd), who
+ * accepts connections the program makes to that address. With host_network the program
+ * shares the caller's network namespace and no listener is made.
+ *
+ * The program runs as PID 1 of its PID namespace: orphans it does not reap stay zombies until
+ * it exits, and only SIGKILL/SIGSTOP (or signals it handles) reach it from outside.
+ *
+ * Requires root (CAP_SYS_ADMIN in the initial user namespace); sbx_probe says what the host
+ * allows. Link with -lseccomp. Files: sandbox.c (orchestrator), mount.c, net.c, caps.c,
+ * seccomp.c, rlimit.c.
+ */
+#ifndef IGNIS_EXEC_SANDBOX_H
+#define IGNIS_EXEC_SANDBOX_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+struct cgroup;
+
+#define SBX_API_PORT 9001      /* the listener inside the sandbox: 127.0.0.1:9001 */
+#define SBX_DEFAULT_TMP_MB 512 /* tmp_mb 0 */
+#define SBX_NOFILE 1024        /* RLIMIT_NOFILE, soft and hard */
+
+/* What the child was doing when setup failed (sbx_child.failed_step). */
+enum sbx_step {
+    SBX_STEP_NONE = 0,
+    SBX_STEP_CGROUP,   /* cgroup_attach_self */
+    SBX_STEP_CGROUPNS, /* unshare(CLONE_NEWCGROUP) once inside the instance's group */
+    SBX_STEP_STDIO,
+    SBX_STEP_HOSTNAME,
+    SBX_STEP_NET_LO,
+    SBX_STEP_NET_LISTEN,
+    SBX_STEP_NET_SEND,
+    SBX_STEP_MOUNT, /* the message names the mount operation */
+    SBX_STEP_CHDIR,
+    SBX_STEP_RLIMIT,
+    SBX_STEP_BOUNDING,
+    SBX_STEP_CREDS,
+    SBX_STEP_CAPS,
+    SBX_STEP_NNP,
+    SBX_STEP_SECCOMP,
+    SBX_STEP_EXEC, /* execve itself failed: a bad entry point, not a sandbox problem */
+};
+
+struct sbx_spec {
+    char *const *argv;       /* argv[0]: absolute path inside the sandbox */
+    char *const *envp;       /* passed as is */
+    const char *code_dir;    /* host path, mounted read-only at /var/task */
+    const char *runtime_dir; /* host path, mounted read-only at /var/runtime; NULL: none */
+    const char *cwd;         /* inside; NULL: /var/task */
+    unsigned tmp_mb;         /* size of the /tmp tmpfs; 0: SBX_DEFAULT_TMP_MB */
+    uid_t uid;               /* the program's uid and gid; may not be 0 */
+    gid_t gid;
+    int host_network;        /* 1: share the caller's network namespace */
+    int stdout_fd;           /* becomes fds 1 and 2 (stdin is /dev/null); -1: inherit; not 0 */
+    const struct cgroup *cg; /* entered before anything else; NULL: none. The caller still
+                                calls cgroup_attach_done() after sbx_spawn returns. */
+};
+
+struct sbx_child {
+    pid_t pid;                 /* a child of the caller (SIGCHLD, waitpid), host PID */
+    int pidfd;                 /* O_CLOEXEC, owned by the caller */
+    int api_listen_fd;         /* O_CLOEXEC|O_NONBLOCK listener, owned by the caller; -1 with
+                                  host_network */
+    enum sbx_step failed_step; /* on failure: where; SBX_STEP_NONE otherwise */
+};
+
+/*
+ * Starts spec->argv in a new sandbox and returns once it has exec'd (or failed to). Returns 0
+ * and *out, or -errno with out->pid -1, no fd left open, the child reaped, out->failed_step
+ * set when the child got that far, and a lowercase message in err ("bind /tmp/x at /var/task
+ * read-only: No such file or directory", "execve /var/runtime/bootstrap: ..."). Nothing of
+ * spec is kept. Blocks the calling thread for the setup (about 1-2 ms); thread-safe except
+ * that spec->cg must not be used concurrently.
+ */
+int sbx_spawn(const struct sbx_spec *spec, struct sbx_child *out, char *err, size_t errlen);
+
+enum sbx_support {
+    SBX_SUPPORT_NONE = 0,  /* no sandbox possible */
+    SBX_SUPPORT_ROOT = 1,  /* root with all namespaces and seccomp: sbx_spawn works */
+    SBX_SUPPORT_USERNS = 2 /* unprivileged user namespaces only: not supported yet */
+};
+
+/* What this host allows, with a one-line description in desc. Forks once (call it at startup,
+ * not on a hot path). Returns an enum sbx_support. */
+int sbx_probe(char *desc, size_t size);
+
+/* "mount", "execve", ... for logs. */
+const char *sbx_step_name(enum sbx_step step);
+
+#endif

@@ -1,0 +1,82 @@
+/*
+ * sandbox internals: what the orchestrator (sandbox.c) calls in each facility file. Functions
+ * marked "child" run between clone and execve: async-signal-safe, no allocation, 0 / -errno.
+ * Functions marked "parent" run before clone and may allocate.
+ */
+#ifndef IGNIS_EXEC_SANDBOX_INTERNAL_H
+#define IGNIS_EXEC_SANDBOX_INTERNAL_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include <linux/filter.h>
+
+#include "exec/sandbox/sandbox.h"
+
+/*=== mount.c ===*/
+
+enum sbx_mop {
+    SBX_MOP_PRIVATE,    /* make every mount private (no propagation to or from the host) */
+    SBX_MOP_STAGE,      /* tmpfs on a, pivot_root into it; the host stays at /oldroot */
+    SBX_MOP_MKDIR,      /* mkdir a */
+    SBX_MOP_SYMLINK,    /* symlink a -> b */
+    SBX_MOP_MKFILE,     /* create the empty file a (a bind target) */
+    SBX_MOP_BIND_RO,    /* bind b at a, read-only, nosuid, nodev */
+    SBX_MOP_BIND_DEV,   /* bind the device b at a, nosuid, noexec */
+    SBX_MOP_TMPFS,      /* tmpfs at a with options data, nosuid, nodev */
+    SBX_MOP_TMPFS_DEV,  /* tmpfs at a with options data, nosuid, noexec (for /dev) */
+    SBX_MOP_PROC,       /* a new proc at a */
+    SBX_MOP_WRITE,      /* create a with the len bytes of data */
+    SBX_MOP_DETACH,     /* detach and remove a (/oldroot) */
+    SBX_MOP_REMOUNT_RO, /* the mount at a becomes read-only */
+};
+
+struct sbx_mount_op {
+    enum sbx_mop op;
+    const char *a, *b, *data;
+    size_t len;
+};
+
+#define SBX_MAX_MOUNT_OPS 128
+#define SBX_MOUNT_STRS 16384
+
+struct sbx_mount_plan {
+    struct sbx_mount_op ops[SBX_MAX_MOUNT_OPS];
+    int n;
+    size_t used;
+    char strs[SBX_MOUNT_STRS];
+};
+
+/* parent: fills plan (zeroed by the caller) from spec. -errno with a message in err. */
+int sbx_mount_plan_build(struct sbx_mount_plan *plan, const struct sbx_spec *spec, char *err,
+                         size_t errlen);
+/* child: applies plan in order; on error *failed is the index of the failing op. */
+int sbx_mount_apply(const struct sbx_mount_plan *plan, int *failed);
+/* parent: "bind /x at /var/task read-only" for op i. */
+void sbx_mount_describe(const struct sbx_mount_plan *plan, int i, char *buf, size_t size);
+
+/*=== net.c ===*/
+
+int sbx_net_loopback_up(void);              /* child */
+int sbx_net_listen_loopback(uint16_t port); /* child: fd or -errno */
+int sbx_net_send_fd(int sock, int fd);      /* child */
+int sbx_net_recv_fd(int sock);              /* parent: fd (O_CLOEXEC) or -errno */
+
+/*=== caps.c ===*/
+
+int sbx_caps_drop_bounding(void);        /* child: empty the bounding and ambient sets */
+int sbx_creds_set(uid_t uid, gid_t gid); /* child: no groups, uid/gid everywhere */
+int sbx_caps_clear(void);                /* child: permitted/effective/inheritable = 0 */
+int sbx_no_new_privs(void);              /* child */
+
+/*=== seccomp.c ===*/
+
+/* parent: the filter, built once per process (thread-safe), or NULL with *err = -errno. */
+const struct sock_fprog *sbx_seccomp_filter(int *err);
+int sbx_seccomp_load(const struct sock_fprog *prog); /* child, after sbx_no_new_privs */
+
+/*=== rlimit.c ===*/
+
+int sbx_rlimits_apply(void); /* child */
+
+#endif
