@@ -7,7 +7,7 @@
 #include "cli/cli.h"
 
 static const struct cli_command commands[] = {
-    {"serve", "serve [--listen HOST:PORT] [--data-dir DIR]", cmd_serve},
+    {"serve", "serve [--listen HOST:PORT] [--data-dir DIR] [--no-sandbox]", cmd_serve},
     {"deploy",
      "deploy DIR --name N --runtime R --handler H [--timeout S] [--memory MB] "
      "[--env K=V]...",

@@ -22,6 +22,7 @@
 #include "core/workq.h"
 #include "edge/edge.h"
 #include "exec/pool.h"
+#include "exec/sandbox/sandbox.h"
 #include "services/lambda/lambda.h"
 #include "services/logs/logs.h"
 #include "store/db.h"
@@ -56,10 +57,12 @@ int cmd_serve(int argc, char **argv)
 {
     static struct config cfg;
     config_defaults(&cfg);
+    int no_sandbox = 0;
     static const struct option opts[] = {
         {"listen", required_argument, NULL, 'l'},
         {"data-dir", required_argument, NULL, 'd'},
         {"debug", no_argument, NULL, 'D'},
+        {"no-sandbox", no_argument, NULL, 'N'},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -77,11 +80,29 @@ int cmd_serve(int argc, char **argv)
         case 'D':
             log_set_level(LOG_DEBUG);
             break;
+        case 'N':
+            no_sandbox = 1;
+            break;
         default:
-            fprintf(stderr, "usage: ignis serve [--listen HOST:PORT] [--data-dir DIR]\n");
+            fprintf(stderr,
+                    "usage: ignis serve [--listen HOST:PORT] [--data-dir DIR] [--no-sandbox]\n");
             return 2;
         }
     }
+    /* Function code is untrusted: without isolation, start only when told to. */
+    char how[256];
+    int sandbox = sbx_probe(how, sizeof(how)) == SBX_SUPPORT_ROOT && !no_sandbox;
+    if (!sandbox && !no_sandbox) {
+        log_error("cannot isolate functions on this host (%s); refusing to start. "
+                  "Run as root, or pass --no-sandbox to run functions WITHOUT isolation",
+                  how);
+        return 1;
+    }
+    if (sandbox)
+        log_info("functions run sandboxed: %s", how);
+    else
+        log_warn("*** --no-sandbox: functions run WITHOUT isolation, as this user, with this "
+                 "host's files and network. Only for code you trust. ***");
     int rc = mkdir_p(cfg.data_dir, 0700);
     if (rc < 0) {
         log_error("cannot create data dir %s: %s", cfg.data_dir, strerror(-rc));
@@ -132,7 +153,7 @@ int cmd_serve(int argc, char **argv)
     char cgname[32];
     snprintf(cgname, sizeof(cgname), "ignis-%d", port);
     wq = workq_new(loop, 2);
-    pool = pool_new(loop, logs, cgname);
+    pool = pool_new(loop, logs, cgname, sandbox);
     if (!wq || !pool)
         goto out;
     lambda = lambda_new(loop, &cfg, db, pool, wq);

@@ -37,6 +37,7 @@
 #include "core/util.h"
 #include "edge/http.h"
 #include "exec/cgroup.h"
+#include "exec/sandbox/sandbox.h"
 
 #define RUNTIME_API_PREFIX "/2018-06-01/runtime/"
 #define MAX_RESPONSE_BYTES 6291556 /* Lambda's sync response limit */
@@ -77,7 +78,8 @@ struct instance {
 
 struct pool_fn {
     struct pool *pool;
-    char *name, *version, *arn, *log_group, *cwd;
+    char *name, *version, *arn, *log_group, *cwd, *code_dir, *runtime_dir;
+    unsigned tmp_mb;
     char **argv, **envp;
     unsigned timeout_ms, memory_mb, max_instances;
     int retired;
@@ -96,6 +98,7 @@ struct pool {
     struct instance *all;
     struct pool_stats stats;
     int stopping; /* pool_free: start nothing new */
+    int sandbox;  /* instances start through sbx_spawn */
     struct cgroup_root *cg_root;
     unsigned long long spawn_seq;
 };
@@ -262,6 +265,22 @@ static void init_report(struct instance *inst, const char *status)
         snprintf(type, sizeof(type), "\tError Type: %s", inst->init_error_type);
     log_printf(inst, "INIT_REPORT Init Duration: %.2f ms\tPhase: init\tStatus: %s%s",
                (double)(mono_us() - inst->spawn_us) / 1000.0, status, type);
+}
+
+/* Why the runtime could not be started, in AWS's words (Go's error strings). */
+static void entrypoint_error(struct buf *out, const char *request_id, const char *path, int err)
+{
+    if (err == ENOENT) {
+        json_error(out, "Runtime.InvalidEntrypoint",
+                   "RequestId: %s Error: Couldn't find valid bootstrap(s): [%s]", request_id, path);
+        return;
+    }
+    char why[128];
+    snprintf(why, sizeof(why), "%s", strerror(err));
+    why[0] = (char)tolower((unsigned char)why[0]);
+    json_error(out,
+               err == EACCES || err == ENOEXEC ? "Runtime.InvalidEntrypoint" : "Runtime.ExitError",
+               "RequestId: %s Error: fork/exec %s: %s", request_id, path, why);
 }
 
 /*=== Finishing invocations ===*/
@@ -475,18 +494,8 @@ static void instance_reap(struct instance *inst, int status)
                 json_error(&inv->result, "Sandbox.Timedout",
                            "RequestId: %s Error: Task timed out after %.2f seconds",
                            inv->request_id, INIT_TIMEOUT_MS / 1000.0);
-            } else if (inst->exec_errno == ENOENT) {
-                json_error(&inv->result, "Runtime.InvalidEntrypoint",
-                           "RequestId: %s Error: Couldn't find valid bootstrap(s): [%s]",
-                           inv->request_id, fn->argv[0]);
             } else if (inst->exec_errno) {
-                /* Go's wording, as AWS's init reports it: lower-case strerror */
-                char why[128];
-                snprintf(why, sizeof(why), "%s", strerror(inst->exec_errno));
-                why[0] = (char)tolower((unsigned char)why[0]);
-                json_error(&inv->result, inst->init_error_type,
-                           "RequestId: %s Error: fork/exec %s: %s", inv->request_id, fn->argv[0],
-                           why);
+                entrypoint_error(&inv->result, inv->request_id, fn->argv[0], inst->exec_errno);
             } else {
                 json_error(&inv->result, "Runtime.ExitError",
                            "RequestId: %s Error: Runtime exited with error: %s", inv->request_id,
@@ -646,61 +655,28 @@ static void stream_name(const char *version, char out[96])
     snprintf(out, 96, "%s/[%.16s]%s", day, version, hex);
 }
 
-static int spawn(struct pool_fn *fn)
-{
-    struct pool *pool = fn->pool;
-    struct instance *inst = calloc(1, sizeof(*inst));
-    if (!inst)
-        return -ENOMEM;
-    inst->pool = pool;
-    inst->fn = fn;
-    inst->pidfd = inst->listen_fd = inst->out_fd = inst->status_fd = -1;
-    for (int i = 0; i < MAX_CONNS_PER_INSTANCE; i++)
-        inst->conns[i] = -1;
-    int out[2] = {-1, -1}, report[2] = {-1, -1}, port = 0, rc;
-    char **envp = NULL;
+/* The uid/gid sandboxed instances run as (Lambda's sbx_user1051 is 993). */
+#define SANDBOX_UID 993
+#define SANDBOX_GID 993
 
-    rc = open_listener(&port);
-    if (rc < 0)
-        goto error;
-    inst->listen_fd = rc;
-    if (pipe2(out, O_CLOEXEC) < 0 || pipe2(report, O_CLOEXEC) < 0) {
-        rc = -errno;
-        goto error;
-    }
-    stream_name(fn->version, inst->stream_name);
-    size_t n = 0;
-    while (fn->envp[n])
-        n++;
-    envp = strv_dup(fn->envp, 2);
-    if (!envp) {
-        rc = -ENOMEM;
-        goto error;
-    }
-    if (asprintf(&envp[n], "AWS_LAMBDA_RUNTIME_API=127.0.0.1:%d", port) < 0 ||
-        asprintf(&envp[n + 1], "AWS_LAMBDA_LOG_STREAM_NAME=%s", inst->stream_name) < 0) {
-        rc = -ENOMEM;
-        goto error;
-    }
-    if (pool->cg_root) {
-        char id[96];
-        snprintf(id, sizeof(id), "%llu", ++pool->spawn_seq);
-        struct cgroup_limits lim = {
-            .memory_bytes = (uint64_t)fn->memory_mb << 20,
-            .cpu_millicpus = CGROUP_CPU_UNLIMITED, /* CPU in proportion to memory: issue 3 */
-        };
-        rc = cgroup_create(pool->cg_root, id, &lim, &inst->cg);
-        if (rc < 0)
-            goto error;
-    }
+/* Starts the process without isolation: fork, own process group, execve.
+ * An exec failure comes back over a close-on-exec pipe and is answered when
+ * the process exits (instance_reap). */
+static int launch_forked(struct instance *inst, char **envp, int out[2])
+{
+    struct pool_fn *fn = inst->fn;
+    int report[2];
+    if (pipe2(report, O_CLOEXEC) < 0)
+        return -errno;
     int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    inst->spawn_us = mono_us();
     pid_t pid = fork();
     if (pid < 0) {
-        rc = -errno;
+        int e = -errno;
+        close(report[0]);
+        close(report[1]);
         if (devnull >= 0)
             close(devnull);
-        goto error;
+        return e;
     }
     if (pid == 0) {
         /* child: async-signal-safe calls only */
@@ -729,45 +705,134 @@ static int spawn(struct pool_fn *fn)
     }
     if (devnull >= 0)
         close(devnull);
-    if (inst->cg)
-        cgroup_attach_done(inst->cg);
-    close(out[1]);
-    out[1] = -1;
     close(report[1]);
-    report[1] = -1;
-    inst->pid = pid;
-    inst->out_fd = out[0];
-    out[0] = -1;
     int child_err = 0;
     ssize_t got;
     do
         got = read(report[0], &child_err, sizeof(child_err));
     while (got < 0 && errno == EINTR);
     close(report[0]);
-    report[0] = -1;
-    if (got == sizeof(child_err) && child_err < 0)
+    if (got == sizeof(child_err) && child_err < 0) {
         log_error("instance of %s could not enter its cgroup", fn->name);
-    else if (got == sizeof(child_err) && child_err != 0) {
+    } else if (got == sizeof(child_err) && child_err != 0) {
         inst->exec_errno = child_err;
         snprintf(inst->init_error_type, sizeof(inst->init_error_type), "%s",
                  child_err == ENOENT || child_err == EACCES || child_err == ENOEXEC
                      ? "Runtime.InvalidEntrypoint"
                      : "Runtime.ExitError");
     }
+    inst->pid = pid;
+    inst->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (inst->pidfd < 0) {
+        int e = -errno;
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        return e;
+    }
+    fcntl(inst->pidfd, F_SETFD, FD_CLOEXEC);
+    return 0;
+}
+
+/* Starts the process in its own sandbox (src/exec/sandbox): the Runtime API
+ * listener comes back from inside its network namespace. An exec failure is
+ * known at once: *exec_errno says why and nothing is left running. */
+static int launch_sandboxed(struct instance *inst, char **envp, int out[2], int *exec_errno)
+{
+    struct pool_fn *fn = inst->fn;
+    struct sbx_spec spec = {
+        .argv = fn->argv,
+        .envp = envp,
+        .code_dir = fn->code_dir,
+        .runtime_dir = fn->runtime_dir,
+        .cwd = fn->cwd,
+        .tmp_mb = fn->tmp_mb,
+        .uid = SANDBOX_UID,
+        .gid = SANDBOX_GID,
+        .stdout_fd = out[1],
+        .cg = inst->cg,
+    };
+    struct sbx_child child;
+    char err[256];
+    int rc = sbx_spawn(&spec, &child, err, sizeof(err));
+    if (rc < 0) {
+        if (child.failed_step == SBX_STEP_EXEC)
+            *exec_errno = -rc;
+        else
+            log_error("cannot sandbox an instance of %s: %s", fn->name, err);
+        return rc;
+    }
+    inst->pid = child.pid;
+    inst->pidfd = child.pidfd;
+    inst->listen_fd = child.api_listen_fd;
+    return 0;
+}
+
+static int spawn(struct pool_fn *fn, int *exec_errno)
+{
+    struct pool *pool = fn->pool;
+    struct instance *inst = calloc(1, sizeof(*inst));
+    if (!inst)
+        return -ENOMEM;
+    inst->pool = pool;
+    inst->fn = fn;
+    inst->pidfd = inst->listen_fd = inst->out_fd = inst->status_fd = -1;
+    for (int i = 0; i < MAX_CONNS_PER_INSTANCE; i++)
+        inst->conns[i] = -1;
+    int out[2] = {-1, -1}, port = 9001, rc;
+    char **envp = NULL;
+
+    if (!pool->sandbox) {
+        rc = open_listener(&port);
+        if (rc < 0)
+            goto error;
+        inst->listen_fd = rc;
+    }
+    if (pipe2(out, O_CLOEXEC) < 0) {
+        rc = -errno;
+        goto error;
+    }
+    stream_name(fn->version, inst->stream_name);
+    size_t n = 0;
+    while (fn->envp[n])
+        n++;
+    envp = strv_dup(fn->envp, 2);
+    if (!envp) {
+        rc = -ENOMEM;
+        goto error;
+    }
+    if (asprintf(&envp[n], "AWS_LAMBDA_RUNTIME_API=127.0.0.1:%d", port) < 0 ||
+        asprintf(&envp[n + 1], "AWS_LAMBDA_LOG_STREAM_NAME=%s", inst->stream_name) < 0) {
+        rc = -ENOMEM;
+        goto error;
+    }
+    if (pool->cg_root) {
+        char id[96];
+        snprintf(id, sizeof(id), "%llu", ++pool->spawn_seq);
+        struct cgroup_limits lim = {
+            .memory_bytes = (uint64_t)fn->memory_mb << 20,
+            .cpu_millicpus = CGROUP_CPU_UNLIMITED, /* CPU in proportion to memory: issue 3 */
+        };
+        rc = cgroup_create(pool->cg_root, id, &lim, &inst->cg);
+        if (rc < 0)
+            goto error;
+    }
+    inst->spawn_us = mono_us();
+    rc = pool->sandbox ? launch_sandboxed(inst, envp, out, exec_errno)
+                       : launch_forked(inst, envp, out);
+    if (inst->cg)
+        cgroup_attach_done(inst->cg);
+    if (rc < 0)
+        goto error;
+    close(out[1]);
+    out[1] = -1;
+    inst->out_fd = out[0];
+    out[0] = -1;
     strv_free(envp);
     envp = NULL;
 
-    inst->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-    if (inst->pidfd < 0) {
-        rc = -errno;
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-        goto error;
-    }
-    fcntl(inst->pidfd, F_SETFD, FD_CLOEXEC);
     fcntl(inst->out_fd, F_SETFL, O_NONBLOCK);
     char status_path[64];
-    snprintf(status_path, sizeof(status_path), "/proc/%d/status", (int)pid);
+    snprintf(status_path, sizeof(status_path), "/proc/%d/status", (int)inst->pid);
     inst->status_fd = open(status_path, O_RDONLY | O_CLOEXEC);
     inst->log = logstore_stream(pool->logs, fn->log_group, inst->stream_name);
     loop_add_fd(pool->loop, inst->pidfd, EPOLLIN, on_pidfd, inst);
@@ -784,17 +849,15 @@ static int spawn(struct pool_fn *fn)
     pool->stats.cold_starts++;
     return 0;
 error:
-    log_error("cannot start an instance of %s: %s", fn->name, strerror(-rc));
-    for (int i = 0; i < 2; i++) {
+    if (!*exec_errno)
+        log_error("cannot start an instance of %s: %s", fn->name, strerror(-rc));
+    for (int i = 0; i < 2; i++)
         if (out[i] >= 0)
             close(out[i]);
-        if (report[i] >= 0)
-            close(report[i]);
-    }
     if (inst->listen_fd >= 0)
         close(inst->listen_fd);
-    if (inst->out_fd >= 0)
-        close(inst->out_fd);
+    if (inst->pidfd >= 0)
+        close(inst->pidfd);
     cgroup_destroy(inst->cg);
     strv_free(envp);
     free(inst);
@@ -814,10 +877,14 @@ static void maybe_spawn(struct pool_fn *fn)
     /* Instances that just answered will ask for work within microseconds;
      * only what they cannot absorb needs a cold start. */
     while (fn->nstarting + fn->nbetween < fn->nqueue && fn->ninstances < max) {
-        if (spawn(fn) < 0) {
+        int exec_errno = 0;
+        if (spawn(fn, &exec_errno) < 0) {
             struct invocation *inv = dequeue(fn);
-            json_error(&inv->result, "Runtime.Unknown",
-                       "RequestId: %s Error: could not start the runtime", inv->request_id);
+            if (exec_errno)
+                entrypoint_error(&inv->result, inv->request_id, fn->argv[0], exec_errno);
+            else
+                json_error(&inv->result, "Runtime.Unknown",
+                           "RequestId: %s Error: could not start the runtime", inv->request_id);
             inv->start_us = mono_us();
             complete(inv, INVOCATION_FUNCTION_ERROR);
         }
@@ -1002,6 +1069,9 @@ struct pool_fn *pool_fn_new(struct pool *pool, const struct pool_fn_spec *spec)
     fn->arn = strdup(spec->arn);
     fn->log_group = strdup(spec->log_group);
     fn->cwd = strdup(spec->cwd);
+    fn->code_dir = strdup(spec->code_dir ? spec->code_dir : spec->cwd);
+    fn->runtime_dir = spec->runtime_dir ? strdup(spec->runtime_dir) : NULL;
+    fn->tmp_mb = spec->tmp_mb;
     fn->argv = strv_dup(spec->argv, 0);
     fn->envp = strv_dup(spec->envp, 0);
     fn->timeout_ms = spec->timeout_ms;
@@ -1019,6 +1089,8 @@ static void fn_maybe_free(struct pool_fn *fn)
     free(fn->arn);
     free(fn->log_group);
     free(fn->cwd);
+    free(fn->code_dir);
+    free(fn->runtime_dir);
     strv_free(fn->argv);
     strv_free(fn->envp);
     free(fn);
@@ -1070,13 +1142,15 @@ void invocation_free(struct invocation *inv)
 
 /*=== Pool ===*/
 
-struct pool *pool_new(struct loop *loop, struct logstore *logs, const char *cgroup_name)
+struct pool *pool_new(struct loop *loop, struct logstore *logs, const char *cgroup_name,
+                      int sandbox)
 {
     struct pool *pool = calloc(1, sizeof(*pool));
     if (!pool)
         return NULL;
     pool->loop = loop;
     pool->logs = logs;
+    pool->sandbox = sandbox;
     struct http_server_opts opts = {
         .listen_fd = -1,
         .handler = rt_handle,
@@ -1117,6 +1191,11 @@ void pool_free(struct pool *pool)
     cgroup_teardown(pool->cg_root);
     free(pool->by_fd);
     free(pool);
+}
+
+int pool_sandboxed(const struct pool *pool)
+{
+    return pool->sandbox;
 }
 
 void pool_get_stats(struct pool *pool, struct pool_stats *out)

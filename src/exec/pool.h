@@ -25,14 +25,17 @@ struct pool_fn;
 struct instance;
 
 struct pool_fn_spec {
-    const char *name;      /* function name */
-    const char *version;   /* "$LATEST" */
-    const char *arn;       /* Lambda-Runtime-Invoked-Function-Arn */
-    const char *log_group; /* "/aws/lambda/<name>" */
-    char *const *argv;     /* what to execute: bootstrap or interpreter + script */
-    char *const *envp;     /* the environment, less the per-instance variables the pool adds:
-                              AWS_LAMBDA_RUNTIME_API, AWS_LAMBDA_LOG_STREAM_NAME */
-    const char *cwd;       /* the function's code */
+    const char *name;        /* function name */
+    const char *version;     /* "$LATEST" */
+    const char *arn;         /* Lambda-Runtime-Invoked-Function-Arn */
+    const char *log_group;   /* "/aws/lambda/<name>" */
+    char *const *argv;       /* what to execute: bootstrap or interpreter + script */
+    char *const *envp;       /* the environment, less the per-instance variables the pool adds:
+                                AWS_LAMBDA_RUNTIME_API, AWS_LAMBDA_LOG_STREAM_NAME */
+    const char *cwd;         /* working directory, as the function sees it */
+    const char *code_dir;    /* host path of the code (sandbox: shown at /var/task); NULL: cwd */
+    const char *runtime_dir; /* host path of the runtimes (sandbox: /var/runtime), or NULL */
+    unsigned tmp_mb;         /* sandbox: size of /tmp (EphemeralStorage) */
     unsigned timeout_ms;
     unsigned memory_mb;
     unsigned max_instances; /* 0: pool default */
@@ -67,10 +70,16 @@ struct invocation {
     int64_t deadline_ms;
 };
 
-/* cgroup_name: this daemon's group for instance limits, stable across
+/* sandbox: start instances isolated (src/exec/sandbox); 0 runs them as
+ * plain processes (ignis serve --no-sandbox).
+ * cgroup_name: this daemon's group for instance limits, stable across
  * restarts (leftovers of a crashed run under it are cleaned up). Without
  * usable cgroups instances run unlimited and the pool says so. */
-struct pool *pool_new(struct loop *loop, struct logstore *logs, const char *cgroup_name);
+struct pool *pool_new(struct loop *loop, struct logstore *logs, const char *cgroup_name,
+                      int sandbox);
+/* Whether instances run sandboxed: then argv, envp and cwd name paths as the
+ * function sees them (/var/task, /var/runtime), not host paths. */
+int pool_sandboxed(const struct pool *pool);
 /* Kills every instance and answers every waiting invocation with an error. */
 void pool_free(struct pool *pool);
 /* The Runtime API's port for an instance is opened by the pool. */

@@ -38,8 +38,9 @@ def free_port():
 class Server:
     """One ignis daemon. start()/stop()/kill9() keep the data dir."""
 
-    def __init__(self, data_dir, port=None, env=None):
+    def __init__(self, data_dir, port=None, env=None, args=()):
         self.data_dir = data_dir
+        self.args = list(args)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.extra_env = env or {}
@@ -59,7 +60,8 @@ class Server:
     def start(self, timeout=10):
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [IGNIS_BIN, "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir", self.data_dir],
+            [IGNIS_BIN, "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir", self.data_dir,
+             *self.args],
             env=self.env(), stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + timeout
         while time.time() < deadline:
@@ -182,6 +184,42 @@ def request_id(r):
 def tail(r):
     """The decoded LogType=Tail log of an invoke response."""
     return base64.b64decode(r["LogResult"]).decode("utf-8", "replace")
+
+
+def instance_pids(stream):
+    """Host pids of the live processes of the instance whose log stream is
+    `stream` (every process of an instance inherits
+    AWS_LAMBDA_LOG_STREAM_NAME; inside a sandbox its own pids mean nothing
+    here, and every instance is pid 1)."""
+    needle = ("AWS_LAMBDA_LOG_STREAM_NAME=" + stream).encode()
+    pids = []
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            with open(f"/proc/{p}/environ", "rb") as f:
+                if needle in f.read().split(b"\0"):
+                    pids.append(int(p))
+        except OSError:
+            continue
+    return pids
+
+
+def instance_gone(stream, timeout=3):
+    deadline = time.time() + timeout
+    while time.time() < deadline and instance_pids(stream):
+        time.sleep(0.02)
+    return not instance_pids(stream)
+
+
+def log_messages(server, name):
+    """Every log message of function `name` so far (CloudWatch Logs API)."""
+    logs = server.client("logs")
+    try:
+        pages = logs.get_paginator("filter_log_events").paginate(logGroupName="/aws/lambda/" + name)
+        return [e["message"] for p in pages for e in p["events"]]
+    except logs.exceptions.ResourceNotFoundException:
+        return []
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ import uuid
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import code, invoke, request_id, tail, make_zip
+from conftest import code, instance_gone, invoke, log_messages, make_zip, request_id, tail
 
 
 SYNC_PAYLOAD_MAX = 6291456
@@ -45,7 +45,7 @@ def wait_updated(lam, name, timeout=15):
 ECHO = code("""
     import os
     def handler(event, context):
-        return {"event": event, "request_id": context.aws_request_id, "pid": os.getpid()}
+        return {"event": event, "request_id": context.aws_request_id, "pid": os.environ["AWS_LAMBDA_LOG_STREAM_NAME"]}
 """)
 
 SLEEPER = code("""
@@ -53,7 +53,7 @@ SLEEPER = code("""
     def handler(event, context):
         print("sleeping", event.get("sleep", 0))
         time.sleep(event.get("sleep", 0))
-        return {"slept": event.get("sleep", 0), "pid": os.getpid()}
+        return {"slept": event.get("sleep", 0), "pid": os.environ["AWS_LAMBDA_LOG_STREAM_NAME"]}
 """)
 
 
@@ -187,30 +187,25 @@ def test_dry_run_unknown_function_is_404(lam):
     assert (status, code_) == (404, "ResourceNotFoundException")
 
 
-def test_event_invocation_returns_202_and_runs(lam, create_function):
+def test_event_invocation_returns_202_and_runs(server, lam, create_function):
+    """The function runs: its log line (with the request id the 202 carried)
+    shows up in its log group."""
     name = create_function({"app.py": code("""
         def handler(event, context):
-            with open(event["path"], "w") as f:
-                f.write(context.aws_request_id)
+            print("event ran", event["mark"], context.aws_request_id)
             return None
     """)})
-    path = "/tmp/ignis-event-%s" % uuid.uuid4().hex
-    try:
-        r = invoke(lam, name, {"path": path}, InvocationType="Event")
-        assert r["StatusCode"] == 202
-        assert r["body"] == b""
-        rid = request_id(r)
-        assert rid
-        deadline = time.time() + 15
-        while time.time() < deadline and not os.path.exists(path):
-            time.sleep(0.05)
-        assert os.path.exists(path), "the Event invocation never ran"
+    mark = uuid.uuid4().hex
+    r = invoke(lam, name, {"mark": mark}, InvocationType="Event")
+    assert r["StatusCode"] == 202
+    assert r["body"] == b""
+    rid = request_id(r)
+    assert rid
+    want = "event ran %s %s" % (mark, rid)
+    deadline = time.time() + 15
+    while time.time() < deadline and want not in log_messages(server, name):
         time.sleep(0.05)
-        with open(path) as f:
-            assert f.read() == rid
-    finally:
-        if os.path.exists(path):
-            os.unlink(path)
+    assert want in log_messages(server, name), "the Event invocation never ran"
 
 
 # --- request validation -------------------------------------------------------------
@@ -340,55 +335,28 @@ def test_large_request_and_response_within_limits(lam, create_function):
     assert r["body"] == b'"' + b"y" * (SYNC_PAYLOAD_MAX - 2) + b'"'
 
 
-def test_many_event_invocations_all_run(lam, create_function):
+def test_many_event_invocations_all_run(server, lam, create_function):
     name = create_function({"app.py": code("""
         import time
         def handler(event, context):
             time.sleep(0.05)
-            with open(event["path"], "w") as f:
-                f.write(context.aws_request_id)
+            print("event ran", event["mark"], context.aws_request_id)
     """)})
-    paths = ["/tmp/ignis-event-%s" % uuid.uuid4().hex for _ in range(12)]
-    try:
-        ids = {}
-        for p in paths:
-            r = invoke(lam, name, {"path": p}, InvocationType="Event")
-            assert r["StatusCode"] == 202
-            ids[p] = request_id(r)
-        assert len(set(ids.values())) == len(paths)
-        deadline = time.time() + 20
-        while time.time() < deadline and not all(os.path.exists(p) for p in paths):
-            time.sleep(0.05)
-        missing = [p for p in paths if not os.path.exists(p)]
-        assert not missing, "%d of %d Event invocations never ran" % (len(missing), len(paths))
+    marks = [uuid.uuid4().hex for _ in range(12)]
+    want = set()
+    for m in marks:
+        r = invoke(lam, name, {"mark": m}, InvocationType="Event")
+        assert r["StatusCode"] == 202
+        want.add("event ran %s %s" % (m, request_id(r)))
+    assert len(want) == len(marks)
+    deadline = time.time() + 20
+    while time.time() < deadline and not want <= set(log_messages(server, name)):
         time.sleep(0.05)
-        for p in paths:
-            with open(p) as f:
-                assert f.read() == ids[p]
-    finally:
-        for p in paths:
-            if os.path.exists(p):
-                os.unlink(p)
+    missing = want - set(log_messages(server, name))
+    assert not missing, "%d of %d Event invocations never ran" % (len(missing), len(marks))
 
 
 # --- timeouts and crashes -------------------------------------------------------------
-
-def process_gone(pid, timeout=3):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        try:  # a zombie still answers kill(0)
-            with open("/proc/%d/stat" % pid) as f:
-                if f.read().split(") ", 1)[1].startswith("Z"):
-                    return True
-        except (OSError, IndexError):
-            return True
-        time.sleep(0.02)
-    return False
-
 
 def test_timeout(lam, create_function):
     name = create_function({"app.py": SLEEPER}, Timeout=1)
@@ -411,7 +379,7 @@ def test_timeout(lam, create_function):
                      % re.escape(rid), log), log
     assert re.search(r"REPORT RequestId: %s\t.*Status: timeout" % re.escape(rid), log), log
     # the timed-out instance is gone, the next invoke gets a new one
-    assert process_gone(old_pid), "timed-out process %d still running" % old_pid
+    assert instance_gone(old_pid), "timed-out instance %s still running" % old_pid
     r = invoke(lam, name, {"sleep": 0})
     assert r["StatusCode"] == 200 and "FunctionError" not in r, r["body"]
     assert r["json"]["pid"] != old_pid
@@ -423,7 +391,7 @@ def test_exit_in_handler_is_runtime_exit_error(lam, create_function):
         def handler(event, context):
             if event.get("exit"):
                 os._exit(3)
-            return {"pid": os.getpid()}
+            return {"pid": os.environ["AWS_LAMBDA_LOG_STREAM_NAME"]}
     """)})
     first = invoke(lam, name, {})
     assert "FunctionError" not in first
@@ -445,7 +413,7 @@ def test_warm_state_persists(lam, create_function):
         def handler(event, context):
             global COUNT
             COUNT += 1
-            return {"count": COUNT, "pid": os.getpid()}
+            return {"count": COUNT, "pid": os.environ["AWS_LAMBDA_LOG_STREAM_NAME"]}
     """)})
     results = [invoke(lam, name, {})["json"] for _ in range(4)]
     assert [r["count"] for r in results] == [1, 2, 3, 4]

@@ -26,7 +26,8 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from conftest import ACCESS_KEY, REGION, ROLE, SECRET_KEY, make_zip, unique
+from conftest import (ACCESS_KEY, REGION, ROLE, SECRET_KEY, instance_gone, instance_pids,
+                      make_zip, unique)
 
 ECHO = {"app.py": "def handler(event, context):\n    return event\n"}
 
@@ -1129,12 +1130,12 @@ def _procs_using(data_dir):
     return found
 
 
-SPAWNER = {"app.py": """import subprocess, time
+SPAWNER = {"app.py": """import os, subprocess, time
 def handler(event, context):
     if event.get("sleep"):
         time.sleep(event["sleep"])
     child = subprocess.Popen(["sleep", "300"])
-    return {"child": child.pid}
+    return {"child": child.pid, "instance": os.environ["AWS_LAMBDA_LOG_STREAM_NAME"]}
 """}
 
 
@@ -1143,11 +1144,12 @@ def test_sigterm_with_warm_instances_exits_0_and_leaves_nothing(fresh_server):
     for n in ("warm-a", "warm-b"):
         lam.create_function(FunctionName=n, Runtime="python3.11", Handler="app.handler",
                             Role=ROLE, Code={"ZipFile": make_zip(SPAWNER)})
-    grandchildren = [invoke(lam, n)["child"] for n in ("warm-a", "warm-b")]
+    instances = [invoke(lam, n)["instance"] for n in ("warm-a", "warm-b")]
     pid = fresh_server.proc.pid
     runtimes = _descendants(pid)
     assert runtimes, "no runtime processes under the daemon after invokes"
-    assert _procs_using(fresh_server.data_dir)
+    # each instance: its runtime and the `sleep` it started (host pids)
+    assert all(len(instance_pids(i)) >= 2 for i in instances)
 
     t0 = time.time()
     rc = fresh_server.stop(timeout=5)
@@ -1156,11 +1158,10 @@ def test_sigterm_with_warm_instances_exits_0_and_leaves_nothing(fresh_server):
     assert took < 5
     deadline = time.time() + 2
     while time.time() < deadline and (
-            any(_alive(p) for p in runtimes | set(grandchildren))
-            or _procs_using(fresh_server.data_dir)):
+            any(_alive(p) for p in runtimes) or _procs_using(fresh_server.data_dir)):
         time.sleep(0.05)
     assert [p for p in runtimes if _alive(p)] == []
-    assert [p for p in grandchildren if _alive(p)] == [], "a function's child outlived ignis"
+    assert all(instance_gone(i) for i in instances), "a function's process outlived ignis"
     assert _procs_using(fresh_server.data_dir) == []
 
 

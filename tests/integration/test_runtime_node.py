@@ -36,7 +36,7 @@ def test_commonjs_async_handler(lam, create_function):
         exports.handler = async (event, context) => {
             count += 1;
             await new Promise((r) => setTimeout(r, 10));
-            return { got: event, count, pid: process.pid };
+            return { got: event, count, pid: process.env.AWS_LAMBDA_LOG_STREAM_NAME };
         };
     """)})
     a = ok(invoke(lam, name, {"x": 1}))
@@ -220,7 +220,7 @@ def test_process_exit_is_runtime_exit_error(lam, create_function):
     name = node_fn(create_function, {"index.js": code("""
         exports.handler = async (event) => {
             if (event.exit) process.exit(5);
-            return process.pid;
+            return process.env.AWS_LAMBDA_LOG_STREAM_NAME;
         };
     """)})
     pid = ok(invoke(lam, name))

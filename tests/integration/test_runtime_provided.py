@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from conftest import code, invoke, request_id
+from conftest import code, instance_gone, instance_pids, invoke, request_id
 
 
 X = {"bootstrap": 0o755}
@@ -274,48 +274,30 @@ def test_bootstrap_exec_format_error(lam, create_function):
 
 
 def test_timeout_kills_bootstrap_and_children(lam, create_function):
+    """A timed-out instance is killed whole: the bootstrap and what it started."""
     name = provided_fn(create_function, SHELL_PRELUDE + code(r"""
         while true; do
           HEADERS="$(mktemp)"
           EVENT_DATA=$(curl -sS -LD "$HEADERS" "$API/invocation/next")
           REQUEST_ID=$(hdr Lambda-Runtime-Aws-Request-Id)
-          PIDFILE=$(printf '%s' "$EVENT_DATA" | sed -n 's/.*"pidfile": *"\([^"]*\)".*/\1/p')
-          if [ -n "$PIDFILE" ]; then
-            sleep 30 &
-            echo "$! $$" > "$PIDFILE"
-            wait
-          fi
-          curl -sS -o /dev/null -X POST "$API/invocation/$REQUEST_ID/response" --data-binary "$$"
+          case "$EVENT_DATA" in
+            *hang*) sleep 30 & wait ;;
+          esac
+          curl -sS -o /dev/null -X POST "$API/invocation/$REQUEST_ID/response" \
+            --data-binary "\"$AWS_LAMBDA_LOG_STREAM_NAME\""
           rm -f "$HEADERS"
         done
     """), Timeout=1)
-    pidfile = "/tmp/ignis-provided-%s" % uuid.uuid4().hex
-    try:
-        t0 = time.monotonic()
-        r = invoke(lam, name, {"pidfile": pidfile})
-        elapsed = time.monotonic() - t0
-        assert r["FunctionError"] == "Unhandled"
-        assert r["json"]["errorType"] == "Sandbox.Timedout"
-        assert r["json"]["errorMessage"] == (
-            "RequestId: %s Error: Task timed out after 1.00 seconds" % request_id(r))
-        assert elapsed < 2.5
-        with open(pidfile) as f:
-            child, parent = (int(x) for x in f.read().split())
-        for pid in (child, parent):
-            deadline = time.time() + 3
-            while time.time() < deadline and _alive(pid):
-                time.sleep(0.02)
-            assert not _alive(pid), "process %d survived the timeout" % pid
-        # a new instance answers the next invoke
-        assert int(invoke(lam, name, {})["body"]) not in (parent,)
-    finally:
-        if os.path.exists(pidfile):
-            os.unlink(pidfile)
-
-
-def _alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return not f.read().split(") ", 1)[1].startswith("Z")
-    except (OSError, IndexError):
-        return False
+    instance = ok(invoke(lam, name, {}))
+    assert len(instance_pids(instance)) >= 1
+    t0 = time.monotonic()
+    r = invoke(lam, name, {"hang": True})
+    elapsed = time.monotonic() - t0
+    assert r["FunctionError"] == "Unhandled"
+    assert r["json"]["errorType"] == "Sandbox.Timedout"
+    assert r["json"]["errorMessage"] == (
+        "RequestId: %s Error: Task timed out after 1.00 seconds" % request_id(r))
+    assert elapsed < 2.5
+    assert instance_gone(instance), "processes of the timed-out instance survived"
+    # a new instance answers the next invoke
+    assert ok(invoke(lam, name, {})) != instance

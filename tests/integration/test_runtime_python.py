@@ -55,9 +55,8 @@ def test_lambda_environment_variables(lam, create_function):
     assert env["MY_VAR"] == "hello"
     assert env["OTHER"] == "a=b c"
     task_root = env["LAMBDA_TASK_ROOT"]
-    assert os.path.isabs(task_root)
-    assert os.path.realpath(cwd) == os.path.realpath(task_root)
-    assert os.path.isfile(os.path.join(task_root, "app.py"))
+    assert task_root == "/var/task"         # as on AWS: the sandbox mounts the code there
+    assert os.path.realpath(cwd) == task_root
     assert "/usr/bin" in env["PATH"].split(":")
     # the trace header is exposed to the function as _X_AMZN_TRACE_ID
     assert env.get("_X_AMZN_TRACE_ID", "").startswith("Root=1-"), env.get("_X_AMZN_TRACE_ID")

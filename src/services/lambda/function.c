@@ -207,19 +207,25 @@ static struct pool_fn *build_runner(struct lambda *l, struct function *fn, json_
                                     const char *code_hex, const char *version)
 {
     const char *runtime = cfg_str(c, "Runtime");
-    char code_dir[4200], arn[256], group[128], lang_dir[4200];
-    codestore_dir_path(l->code_root, code_hex, code_dir, sizeof(code_dir));
+    /* host_code: where the package is on this host; code_dir and lang_dir:
+     * where the function sees its code and runtime (the sandbox mounts them
+     * at Lambda's /var/task and /var/runtime). */
+    char host_code[4200], code_dir[4200], arn[256], group[128], lang_dir[4200];
+    codestore_dir_path(l->code_root, code_hex, host_code, sizeof(host_code));
+    int sandboxed = pool_sandboxed(l->pool);
+    const char *runtimes = sandboxed ? "/var/runtime" : l->cfg->runtime_dir;
+    snprintf(code_dir, sizeof(code_dir), "%s", sandboxed ? "/var/task" : host_code);
     snprintf(arn, sizeof(arn), "%s", cfg_str(c, "FunctionArn"));
     snprintf(group, sizeof(group), "/aws/lambda/%s", fn->name);
 
     struct strv argv = {0}, env = {0};
     int provided = str_has_prefix(runtime, "provided");
     if (str_has_prefix(runtime, "python")) {
-        snprintf(lang_dir, sizeof(lang_dir), "%s/python", l->cfg->runtime_dir);
+        snprintf(lang_dir, sizeof(lang_dir), "%s/python", runtimes);
         strv_addf(&argv, "/usr/bin/python3");
         strv_addf(&argv, "%s/bootstrap.py", lang_dir);
     } else if (str_has_prefix(runtime, "nodejs")) {
-        snprintf(lang_dir, sizeof(lang_dir), "%s/node", l->cfg->runtime_dir);
+        snprintf(lang_dir, sizeof(lang_dir), "%s/node", runtimes);
         strv_addf(&argv, "/usr/bin/node");
         strv_addf(&argv, "%s/bootstrap.js", lang_dir);
     } else {
@@ -265,6 +271,10 @@ static struct pool_fn *build_runner(struct lambda *l, struct function *fn, json_
         .argv = argv.v,
         .envp = env.v,
         .cwd = code_dir,
+        .code_dir = host_code,
+        .runtime_dir = l->cfg->runtime_dir,
+        .tmp_mb = (unsigned)json_integer_value(
+            json_object_get(json_object_get(c, "EphemeralStorage"), "Size")),
         .timeout_ms = (unsigned)timeout * 1000,
         .memory_mb = (unsigned)memory,
     };

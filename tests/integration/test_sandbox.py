@@ -1,0 +1,137 @@
+"""Function code is untrusted: each instance runs in its own sandbox
+(namespaces, a minimal read-only root, no capabilities, seccomp, loopback-only
+network with the Runtime API at 127.0.0.1:9001). Without a sandbox the daemon
+refuses to start unless told --no-sandbox, and says so loudly."""
+import os
+import pathlib
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from conftest import IGNIS_BIN, ROLE, Server, code, free_port, invoke, make_zip, unique
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="sandboxing needs root here")
+
+PROBE = code("""
+    import ctypes, json, os, socket
+    def unshare_mount_ns():
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.unshare(0x00020000) != 0:  # CLONE_NEWNS
+            e = ctypes.get_errno()
+            raise OSError(e, os.strerror(e))
+        return "unshared"
+    def attempt(f):
+        try:
+            return "ok: %s" % (f(),)
+        except Exception as e:
+            return "%s: %s" % (type(e).__name__, e)
+    def connect(port):
+        s = socket.create_connection(("127.0.0.1", port), timeout=1)
+        s.close()
+        return "connected"
+    def write(path):
+        with open(path, "w") as f:
+            f.write("x")
+        return "written"
+    def handler(event, context):
+        return {
+            "uid": os.getuid(),
+            "pid": os.getpid(),
+            "task_root": os.environ["LAMBDA_TASK_ROOT"],
+            "runtime_api": os.environ["AWS_LAMBDA_RUNTIME_API"],
+            "shadow": attempt(lambda: open("/etc/shadow").read()),
+            "data_dir": os.path.exists(event["data_dir"]),
+            "write_task": attempt(lambda: write("/var/task/evil")),
+            "write_tmp": attempt(lambda: write("/tmp/scratch")),
+            "host_port": attempt(lambda: connect(event["port"])),
+            "signal_daemon": attempt(lambda: os.kill(event["daemon_pid"], 0)),
+            "unshare": attempt(unshare_mount_ns),
+        }
+""")
+
+
+def probe(server, lam, name, port):
+    r = invoke(lam, name, {"data_dir": server.data_dir, "port": port,
+                           "daemon_pid": server.proc.pid})
+    assert "FunctionError" not in r, r["body"]
+    return r["json"]
+
+
+@pytest.fixture
+def host_listener():
+    s = socket.socket()
+    s.bind(("127.0.0.1", free_port()))
+    s.listen(8)
+    yield s.getsockname()[1]
+    s.close()
+
+
+def test_instance_is_isolated(server, lam, create_function, host_listener):
+    name = create_function({"app.py": PROBE}, runtime="python3.12")
+    got = probe(server, lam, name, host_listener)
+    assert got["uid"] not in (0, os.getuid())
+    assert got["pid"] == 1                       # own PID namespace
+    assert got["task_root"] == "/var/task"
+    assert got["runtime_api"] == "127.0.0.1:9001"
+    assert not got["shadow"].startswith("ok"), got["shadow"]
+    assert got["data_dir"] is False              # nothing of the daemon's data
+    assert "Read-only file system" in got["write_task"], got["write_task"]
+    assert got["write_tmp"] == "ok: written"
+    assert not got["host_port"].startswith("ok"), got["host_port"]   # no network
+    assert got["signal_daemon"].startswith("ProcessLookupError"), got["signal_daemon"]
+    assert got["unshare"].startswith("PermissionError"), got["unshare"]
+
+
+def test_no_sandbox_runs_functions_as_plain_processes(tmp_path, host_listener):
+    s = Server(str(tmp_path / "data"), args=["--no-sandbox"]).start()
+    try:
+        assert "WITHOUT isolation" in s.read_log()
+        lam = s.client("lambda")
+        name = unique("plain")
+        lam.create_function(FunctionName=name, Runtime="python3.12", Handler="app.handler",
+                            Role=ROLE, Code={"ZipFile": make_zip({"app.py": PROBE})})
+        got = probe(s, lam, name, host_listener)
+        assert got["task_root"] != "/var/task" and got["pid"] != 1
+        assert got["host_port"] == "ok: connected"
+    finally:
+        s.stop()
+
+
+def test_refuses_to_start_without_isolation():
+    """As an unprivileged user (no namespaces, no cgroups here) the daemon
+    will not run functions unisolated unless told to."""
+    data = pathlib.Path(tempfile.mkdtemp(prefix="ignis-nobody-"))
+    os.chmod(data, 0o777)
+    as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    port = free_port()
+    env = dict(os.environ, IGNIS_ROOT_ACCESS_KEY_ID="AKIAIGNISTESTKEY0001",
+               IGNIS_ROOT_SECRET_ACCESS_KEY="x" * 40, HOME=str(data))
+    p = subprocess.run([*as_nobody, IGNIS_BIN, "serve", "--listen", f"127.0.0.1:{port}",
+                        "--data-dir", str(data / "d")], capture_output=True, text=True,
+                       timeout=20, env=env)
+    assert p.returncode == 1
+    assert "refusing to start" in p.stderr and "--no-sandbox" in p.stderr
+
+    proc = subprocess.Popen([*as_nobody, IGNIS_BIN, "serve", "--listen", f"127.0.0.1:{port}",
+                             "--data-dir", str(data / "d"), "--no-sandbox"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            raise AssertionError("ignis --no-sandbox did not start as an ordinary user")
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=10)
+    shutil.rmtree(data, ignore_errors=True)
+    assert proc.returncode == 0, out
+    assert "WITHOUT isolation" in out
