@@ -80,6 +80,7 @@ struct pool_fn {
     struct pool *pool;
     char *name, *version, *arn, *log_group, *cwd, *code_dir, *runtime_dir;
     unsigned tmp_mb;
+    int host_network;
     char **argv, **envp;
     unsigned timeout_ms, memory_mb, max_instances;
     int retired;
@@ -748,6 +749,7 @@ static int launch_sandboxed(struct instance *inst, char **envp, int out[2], int 
         .tmp_mb = fn->tmp_mb,
         .uid = SANDBOX_UID,
         .gid = SANDBOX_GID,
+        .host_network = fn->host_network,
         .stdout_fd = out[1],
         .cg = inst->cg,
     };
@@ -763,7 +765,8 @@ static int launch_sandboxed(struct instance *inst, char **envp, int out[2], int 
     }
     inst->pid = child.pid;
     inst->pidfd = child.pidfd;
-    inst->listen_fd = child.api_listen_fd;
+    if (child.api_listen_fd >= 0) /* else: host network, the listener spawn() opened */
+        inst->listen_fd = child.api_listen_fd;
     return 0;
 }
 
@@ -781,7 +784,9 @@ static int spawn(struct pool_fn *fn, int *exec_errno)
     int out[2] = {-1, -1}, port = 9001, rc;
     char **envp = NULL;
 
-    if (!pool->sandbox) {
+    /* The Runtime API listener: on the host's loopback, unless the sandbox
+     * makes one at 127.0.0.1:9001 inside the instance's own network. */
+    if (!pool->sandbox || fn->host_network) {
         rc = open_listener(&port);
         if (rc < 0)
             goto error;
@@ -1072,6 +1077,7 @@ struct pool_fn *pool_fn_new(struct pool *pool, const struct pool_fn_spec *spec)
     fn->code_dir = strdup(spec->code_dir ? spec->code_dir : spec->cwd);
     fn->runtime_dir = spec->runtime_dir ? strdup(spec->runtime_dir) : NULL;
     fn->tmp_mb = spec->tmp_mb;
+    fn->host_network = spec->host_network;
     fn->argv = strv_dup(spec->argv, 0);
     fn->envp = strv_dup(spec->envp, 0);
     fn->timeout_ms = spec->timeout_ms;

@@ -36,6 +36,7 @@ struct pool_fn_spec {
     const char *code_dir;    /* host path of the code (sandbox: shown at /var/task); NULL: cwd */
     const char *runtime_dir; /* host path of the runtimes (sandbox: /var/runtime), or NULL */
     unsigned tmp_mb;         /* sandbox: size of /tmp (EphemeralStorage) */
+    int host_network;        /* sandbox: keep the host's network (outbound access granted) */
     unsigned timeout_ms;
     unsigned memory_mb;
     unsigned max_instances; /* 0: pool default */

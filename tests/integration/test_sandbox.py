@@ -135,3 +135,25 @@ def test_refuses_to_start_without_isolation():
     shutil.rmtree(data, ignore_errors=True)
     assert proc.returncode == 0, out
     assert "WITHOUT isolation" in out
+
+
+def test_network_is_granted_per_function_by_tag(server, lam, create_function, host_listener):
+    """Tag ignis:network=host (the counterpart of Lambda's VPC config) keeps
+    the host's network for that function's instances; untagging takes it away
+    from the next instance."""
+    granted = create_function({"app.py": PROBE}, runtime="python3.12",
+                              Tags={"ignis:network": "host"})
+    got = probe(server, lam, granted, host_listener)
+    assert got["host_port"] == "ok: connected"
+    assert got["pid"] == 1 and not got["shadow"].startswith("ok")  # otherwise still sandboxed
+    assert got["runtime_api"].startswith("127.0.0.1:")
+
+    arn = lam.get_function(FunctionName=granted)["Configuration"]["FunctionArn"]
+    lam.untag_resource(Resource=arn, TagKeys=["ignis:network"])
+    assert not probe(server, lam, granted, host_listener)["host_port"].startswith("ok")
+
+    plain = create_function({"app.py": PROBE}, runtime="python3.12")
+    assert not probe(server, lam, plain, host_listener)["host_port"].startswith("ok")
+    arn = lam.get_function(FunctionName=plain)["Configuration"]["FunctionArn"]
+    lam.tag_resource(Resource=arn, Tags={"ignis:network": "host"})
+    assert probe(server, lam, plain, host_listener)["host_port"] == "ok: connected"

@@ -630,7 +630,11 @@ static void tags_op(struct lambda *l, struct http_req *req, const char *method, 
         aws_error(req, AWS_REST_JSON, 500, "ServiceException", "could not store tags");
         return;
     }
+    int grant_changed = !json_equal(json_object_get(old, LAMBDA_NETWORK_TAG),
+                                    json_object_get(next, LAMBDA_NETWORK_TAG));
     json_decref(old);
+    if (grant_changed)
+        function_reset_runners(fn); /* new instances get the new network */
     char id[37];
     aws_request_id(req, id);
     http_reply(req, 204, NULL, "", 0);

@@ -202,6 +202,20 @@ static void strv_release(struct strv *s)
     free(s->v);
 }
 
+int function_network_granted(const struct function *fn)
+{
+    const char *v = json_string_value(json_object_get(fn->tags, LAMBDA_NETWORK_TAG));
+    return v && strcmp(v, "host") == 0;
+}
+
+void function_reset_runners(struct function *fn)
+{
+    function_reset_runner(fn);
+    for (size_t i = 0; i < fn->nvruns; i++)
+        pool_fn_retire(fn->vruns[i].run);
+    fn->nvruns = 0;
+}
+
 /* Builds the spec for one version (config + code) and starts a pool_fn. */
 static struct pool_fn *build_runner(struct lambda *l, struct function *fn, json_t *c,
                                     const char *code_hex, const char *version)
@@ -273,6 +287,7 @@ static struct pool_fn *build_runner(struct lambda *l, struct function *fn, json_
         .cwd = code_dir,
         .code_dir = host_code,
         .runtime_dir = l->cfg->runtime_dir,
+        .host_network = function_network_granted(fn),
         .tmp_mb = (unsigned)json_integer_value(
             json_object_get(json_object_get(c, "EphemeralStorage"), "Size")),
         .timeout_ms = (unsigned)timeout * 1000,

@@ -13,6 +13,9 @@
 #define LAMBDA_ASYNC_PAYLOAD_MAX 1048576 /* Invoke Event (1 MB since 2025; was 256 KB) */
 #define LAMBDA_REQUEST_MAX 70167211      /* CreateFunction/UpdateFunctionCode bodies */
 #define LAMBDA_ENV_MAX 4096
+/* The tag that grants a function outbound network ("host": the host's
+ * network namespace); without it a sandboxed function has only loopback. */
+#define LAMBDA_NETWORK_TAG "ignis:network"
 
 /* A published version's runner, built on its first invoke. */
 struct version_run {
@@ -59,6 +62,10 @@ json_t *listing_view(json_t *config);
 /* What the pool runs for fn's $LATEST (version NULL) or a published version. */
 struct pool_fn *function_runner(struct lambda *l, struct function *fn, const char *version);
 void function_reset_runner(struct function *fn);
+/* Retires the runners of $LATEST and of every version (after a change that
+ * applies to all of them, like the network tag). */
+void function_reset_runners(struct function *fn);
+int function_network_granted(const struct function *fn);
 int lambda_load(struct lambda *l);
 
 /* request parsing helpers (function.c) */
