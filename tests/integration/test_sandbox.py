@@ -157,3 +157,78 @@ def test_network_is_granted_per_function_by_tag(server, lam, create_function, ho
     arn = lam.get_function(FunctionName=plain)["Configuration"]["FunctionArn"]
     lam.tag_resource(Resource=arn, Tags={"ignis:network": "host"})
     assert probe(server, lam, plain, host_listener)["host_port"] == "ok: connected"
+
+
+ATTACKS = code("""
+    import ctypes, os, subprocess, time
+    def fork_bomb():
+        pids, err = [], None
+        try:
+            for _ in range(5000):
+                pid = os.fork()
+                if pid == 0:
+                    time.sleep(5)
+                    os._exit(0)
+                pids.append(pid)
+        except OSError as e:
+            err = e.errno
+        for p in pids:
+            os.kill(p, 9)
+        return {"forked": len(pids), "errno": err}
+    def many_files():
+        fds, err = [], None
+        try:
+            for _ in range(10000):
+                fds.append(os.open("/dev/null", os.O_RDONLY))
+        except OSError as e:
+            err = e.errno
+        for fd in fds:
+            os.close(fd)
+        return {"opened": len(fds), "errno": err}
+    def fill_tmp():
+        written, err = 0, None
+        try:
+            with open("/tmp/fill", "wb") as f:
+                chunk = b"x" * (1 << 20)
+                for _ in range(2048):
+                    f.write(chunk)
+                    f.flush()
+                    written += 1
+        except OSError as e:
+            err = e.errno
+        os.unlink("/tmp/fill")
+        return {"mb": written, "errno": err}
+    def ptrace_parent():
+        libc = ctypes.CDLL(None, use_errno=True)
+        rc = libc.ptrace(16, os.getppid() or 1, 0, 0)   # PTRACE_ATTACH
+        return {"rc": rc, "errno": ctypes.get_errno()}
+    def handler(event, context):
+        return globals()[event["attack"]]()
+""")
+
+
+# Memory is sized so that the limit under test trips first: forked Pythons
+# dirty ~1 MB each, and /tmp is a tmpfs whose pages count as the instance's
+# memory (unlike Lambda's disk-backed /tmp: see the issue notes).
+@pytest.mark.parametrize("attack,memory", [("fork_bomb", 3008), ("many_files", 256),
+                                           ("fill_tmp", 1024), ("ptrace_parent", 256)])
+def test_attacks_are_contained(server, lam, create_function, attack, memory):
+    import errno
+    name = create_function({"app.py": ATTACKS}, runtime="python3.12", Timeout=30,
+                           MemorySize=memory, EphemeralStorage={"Size": 512})
+    r = invoke(lam, name, {"attack": attack})
+    assert "FunctionError" not in r, r["body"]
+    got = r["json"]
+    if attack == "fork_bomb":
+        assert got["errno"] == errno.EAGAIN and got["forked"] < 1024, got   # pids limit
+    elif attack == "many_files":
+        assert got["errno"] == errno.EMFILE and got["opened"] < 1024, got   # RLIMIT_NOFILE
+    elif attack == "fill_tmp":
+        assert got["errno"] == errno.ENOSPC and got["mb"] <= 512, got       # /tmp size
+    else:
+        assert got["rc"] == -1 and got["errno"] in (errno.EPERM, errno.ESRCH), got
+    # the daemon still answers, and this and other functions still run
+    assert invoke(lam, name, {"attack": "many_files"})["json"]["errno"] == errno.EMFILE
+    other = create_function({"app.py": "def handler(e, c):\n    return 'fine'\n"},
+                            runtime="python3.12")
+    assert invoke(lam, other)["json"] == "fine"
