@@ -26,13 +26,11 @@ import argparse
 import base64
 import datetime
 import http.client
-import io
 import json
 import os
 import platform
 import re
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -40,20 +38,21 @@ import sys
 import tempfile
 import time
 import uuid
-import zipfile
 
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+import conftest  # noqa: E402  (the test suite's daemon and zip helpers)
 BENCH = os.path.join(REPO, "bench")
 FIXTURES = os.path.join(BENCH, "fixtures")
 DOCS = os.path.join(REPO, "docs", "benchmarks.md")
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
-ACCESS_KEY = "AKIAIGNISBENCHKEY001"
-SECRET_KEY = "ignis-bench-secret-key-00000000000000000"
+ACCESS_KEY = conftest.ACCESS_KEY
+SECRET_KEY = conftest.SECRET_KEY
 REGION = "us-east-1"
 ROLE = "arn:aws:iam::000000000000:role/lambda-role"
 EVENT = b'{"bench":"ignis","n":1}'
@@ -117,77 +116,32 @@ def build_bootstrap(out_dir):
 
 
 def make_zip(runtime_key, bootstrap_bin):
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, (src, mode) in RUNTIMES[runtime_key][2].items():
-            path = bootstrap_bin if src is None else os.path.join(FIXTURES, src)
-            with open(path, "rb") as f:
-                data = f.read()
-            info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
-            info.create_system = 3
-            info.external_attr = (0o100000 | mode) << 16
-            info.compress_type = zipfile.ZIP_DEFLATED
-            z.writestr(info, data)
-    return buf.getvalue()
+    files, modes = {}, {}
+    for name, (src, mode) in RUNTIMES[runtime_key][2].items():
+        path = bootstrap_bin if src is None else os.path.join(FIXTURES, src)
+        with open(path, "rb") as f:
+            files[name] = f.read()
+        modes[name] = mode
+    return conftest.make_zip(files, modes)
 
 
 # --------------------------------------------------------------------------
 # the daemon
 # --------------------------------------------------------------------------
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class Daemon(conftest.Server):
+    """The test suite's daemon, started from a given binary; stop() also says
+    how long SIGTERM took."""
 
-
-class Daemon:
     def __init__(self, binary, workdir):
-        self.binary = binary
-        self.data_dir = os.path.join(workdir, "data")
-        self.log_path = os.path.join(workdir, "ignis.log")
-        self.port = free_port()
-        self.proc = None
-
-    def start(self, timeout=10):
-        env = dict(os.environ, IGNIS_ROOT_ACCESS_KEY_ID=ACCESS_KEY,
-                   IGNIS_ROOT_SECRET_ACCESS_KEY=SECRET_KEY)
-        self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [self.binary, "serve", "--listen", "127.0.0.1:%d" % self.port,
-             "--data-dir", self.data_dir],
-            env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("ignis exited with %s:\n%s" % (self.proc.returncode,
-                                                                 self.read_log()))
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return self
-            except OSError:
-                time.sleep(0.02)
-        raise RuntimeError("ignis did not start listening:\n" + self.read_log())
-
-    def read_log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode(errors="replace")
-        except OSError:
-            return ""
+        super().__init__(os.path.join(workdir, "data"), binary=binary)
 
     def stop(self, timeout=15):
-        """SIGTERM, wait; returns (exit status, seconds it took)."""
         t0 = time.perf_counter()
-        self.proc.send_signal(signal.SIGTERM)
         try:
-            rc = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+            rc = super().stop(timeout=timeout)
+        except AssertionError:
             rc = "timeout (killed)"
-        self.log.close()
-        self.proc = None
         return rc, time.perf_counter() - t0
 
 

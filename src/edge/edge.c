@@ -56,6 +56,9 @@ static const struct edge_route *route_by_authorization(struct edge *e, const cha
     return route_by_service(e, cred.service);
 }
 
+/* Picks the route as soon as the headers are in (public path, else the
+ * credential scope's service, else the path prefix) and keeps it with the
+ * request for handle(); its body cap applies. */
 static size_t body_cap(struct http_req *req, void *arg)
 {
     struct edge *e = arg;
@@ -65,6 +68,7 @@ static size_t body_cap(struct http_req *req, void *arg)
         r = route_by_authorization(e, http_req_header(req, "Authorization"));
     if (!r)
         r = route_by_path(e, path, 0);
+    http_req_set_user(req, r);
     if (r && r->body_cap)
         return r->body_cap(req, r->arg);
     return 1024 * 1024;
@@ -111,25 +115,18 @@ static void handle(struct http_req *req, void *arg)
 {
     struct edge *e = arg;
     const char *path = http_req_path(req);
-    const struct edge_route *pub = route_by_path(e, path, 1);
-    if (pub) {
-        struct edge_auth none = {0};
-        pub->handle(req, &none, pub->arg);
+    const struct edge_route *r = http_req_user(req);
+    if (!r) {
+        aws_error(req, AWS_REST_JSON, 400, "UnknownOperationException",
+                  "No service of this Ignis answers %s %s", http_req_method(req), path);
         return;
     }
-
-    if (http_req_body_too_large(req)) {
-        /* The body was dropped, so the signature cannot be checked: the
-         * service answers its own "request too large" error first, as AWS. */
-        const struct edge_route *r =
-            route_by_authorization(e, http_req_header(req, "Authorization"));
-        if (!r)
-            r = route_by_path(e, path, 0);
-        if (r) {
-            struct edge_auth none = {0};
-            r->handle(req, &none, r->arg);
-            return;
-        }
+    struct edge_auth none = {0};
+    if (r->public || http_req_body_too_large(req)) {
+        /* Public paths check their own token. A dropped body cannot have its
+         * signature checked: the service answers "too large" first, as AWS. */
+        r->handle(req, &none, r->arg);
+        return;
     }
 
     struct sigv4_request sreq;
@@ -147,15 +144,7 @@ static void handle(struct http_req *req, void *arg)
     memset(&cred, 0, sizeof(cred));
     enum sigv4_result res = sigv4_verify(&sreq, secret_for, (void *)e->cfg, now_ms(), &cred);
     if (res == SIGV4_OK && declared && strcasecmp(declared, body_hash) != 0)
-        res = SIGV4_BODY_MISMATCH;
-    const struct edge_route *r = cred.service[0] ? route_by_service(e, cred.service) : NULL;
-    if (!r)
-        r = route_by_path(e, path, 0);
-    if (!r) {
-        aws_error(req, AWS_REST_JSON, 400, "UnknownOperationException",
-                  "No service of this Ignis answers %s %s", http_req_method(req), path);
-        return;
-    }
+        res = SIGV4_MISMATCH; /* what was signed is not this body */
     switch (res) {
     case SIGV4_OK:
         break;
@@ -174,11 +163,6 @@ static void handle(struct http_req *req, void *arg)
         aws_error(req, r->proto, 403, "IncompleteSignatureException",
                   "Authorization header requires 'Credential', 'Signature' and "
                   "'SignedHeaders' parameters, and a valid X-Amz-Date.");
-        return;
-    case SIGV4_BODY_MISMATCH:
-        aws_error(req, r->proto, 400, "XAmzContentSHA256Mismatch",
-                  "The provided 'x-amz-content-sha256' header does not match what was "
-                  "computed.");
         return;
     case SIGV4_MISMATCH:
         aws_error(req, r->proto, 403, "InvalidSignatureException",

@@ -49,6 +49,7 @@ struct http_req {
     size_t ndecoded;
     struct resp_header *out_headers;
     size_t nout_headers;
+    const void *user;
 };
 
 struct http_server {
@@ -300,6 +301,16 @@ void http_reply_fd(struct http_req *req, unsigned status, const char *content_ty
                    size_t size)
 {
     answer(req, status, content_type, MHD_create_response_from_fd(size, fd));
+}
+
+void http_req_set_user(struct http_req *req, const void *user)
+{
+    req->user = user;
+}
+
+const void *http_req_user(const struct http_req *req)
+{
+    return req->user;
 }
 
 int http_req_add_header(struct http_req *req, const char *name, const char *value)

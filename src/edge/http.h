@@ -54,6 +54,11 @@ int http_req_fd(const struct http_req *req); /* the connection's socket */
 /* Raw headers and query pairs, for SigV4. The arrays live as long as req. */
 void http_req_sigv4(struct http_req *req, struct sigv4_request *out);
 
+/* One pointer of the handler's own, kept with the request (e.g. what the
+ * body-cap callback decided, for the handler). */
+void http_req_set_user(struct http_req *req, const void *user);
+const void *http_req_user(const struct http_req *req);
+
 /* Adds a response header (copied). */
 int http_req_add_header(struct http_req *req, const char *name, const char *value);
 /* Answers req: copies body. After this, req must not be touched. */

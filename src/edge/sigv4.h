@@ -43,12 +43,11 @@ struct sigv4_request {
 
 enum sigv4_result {
     SIGV4_OK = 0,
-    SIGV4_MISSING,     /* no Authorization header */
-    SIGV4_MALFORMED,   /* Authorization or X-Amz-Date unparsable, or a signed header missing */
-    SIGV4_UNKNOWN_KEY, /* lookup did not know the access key */
-    SIGV4_MISMATCH,    /* signature differs */
-    SIGV4_EXPIRED,     /* X-Amz-Date more than 15 minutes from now */
-    SIGV4_BODY_MISMATCH, /* signed, but x-amz-content-sha256 is not the body's hash (edge) */
+    SIGV4_MISSING,       /* no Authorization header */
+    SIGV4_MALFORMED,     /* Authorization or X-Amz-Date unparsable, or a signed header missing */
+    SIGV4_UNKNOWN_KEY,   /* lookup did not know the access key */
+    SIGV4_MISMATCH,      /* signature differs */
+    SIGV4_EXPIRED,       /* X-Amz-Date more than 15 minutes from now */
 };
 
 /* Returns 0 or -EINVAL. */

@@ -97,7 +97,6 @@ struct pool {
     struct instance **by_fd;
     int nby_fd;
     struct instance *all;
-    struct pool_stats stats;
     int stopping; /* pool_free: start nothing new */
     int sandbox;  /* instances start through sbx_spawn */
     struct cgroup_root *cg_root;
@@ -319,7 +318,6 @@ static void complete(struct invocation *inv, enum invocation_outcome outcome)
     inv->outcome = outcome;
     inv->executed_version = inv->fn->version;
     inv->inst = NULL;
-    inv->fn->pool->stats.invocations++;
     inv->done(inv, inv->done_arg);
 }
 
@@ -836,9 +834,11 @@ static int spawn(struct pool_fn *fn, int *exec_errno)
     envp = NULL;
 
     fcntl(inst->out_fd, F_SETFL, O_NONBLOCK);
-    char status_path[64];
-    snprintf(status_path, sizeof(status_path), "/proc/%d/status", (int)inst->pid);
-    inst->status_fd = open(status_path, O_RDONLY | O_CLOEXEC);
+    if (!inst->cg) { /* without a cgroup, Max Memory Used is the process's VmHWM */
+        char status_path[64];
+        snprintf(status_path, sizeof(status_path), "/proc/%d/status", (int)inst->pid);
+        inst->status_fd = open(status_path, O_RDONLY | O_CLOEXEC);
+    }
     inst->log = logstore_stream(pool->logs, fn->log_group, inst->stream_name);
     loop_add_fd(pool->loop, inst->pidfd, EPOLLIN, on_pidfd, inst);
     loop_add_fd(pool->loop, inst->listen_fd, EPOLLIN, on_accept, inst);
@@ -851,7 +851,6 @@ static int spawn(struct pool_fn *fn, int *exec_errno)
     pool->all = inst;
     fn->ninstances++;
     fn->nstarting++;
-    pool->stats.cold_starts++;
     return 0;
 error:
     if (!*exec_errno)
@@ -1202,19 +1201,4 @@ void pool_free(struct pool *pool)
 int pool_sandboxed(const struct pool *pool)
 {
     return pool->sandbox;
-}
-
-void pool_get_stats(struct pool *pool, struct pool_stats *out)
-{
-    *out = pool->stats;
-    out->instances = out->idle = out->busy = out->starting = 0;
-    for (struct instance *i = pool->all; i; i = i->next) {
-        out->instances++;
-        if (i->state == INST_IDLE)
-            out->idle++;
-        else if (i->state == INST_STARTING)
-            out->starting++;
-        else
-            out->busy++;
-    }
 }

@@ -96,10 +96,4 @@ void invocation_free(struct invocation *inv);
 /* Queues inv; done() is called exactly once, maybe before this returns. */
 void pool_invoke(struct pool_fn *fn, struct invocation *inv);
 
-struct pool_stats {
-    unsigned instances, idle, busy, starting;
-    uint64_t cold_starts, invocations;
-};
-void pool_get_stats(struct pool *pool, struct pool_stats *out);
-
 #endif

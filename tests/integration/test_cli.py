@@ -134,3 +134,58 @@ def test_uses_the_servers_credentials_file(fresh_server, tmp_path):
         assert "generated root credentials" in s.read_log()
     finally:
         s.stop()
+
+
+def test_serve_settings_from_the_environment(tmp_path):
+    """ignis serve reads IGNIS_LISTEN, IGNIS_DATA_DIR, IGNIS_REGION and
+    IGNIS_ACCOUNT_ID when no flags are given; ARNs carry region and account;
+    generated credentials are printed on the first start only; SIGINT stops
+    it cleanly."""
+    import signal
+    import socket
+
+    from conftest import free_port, make_zip, ROLE
+    import boto3
+    import botocore.config
+
+    port, data = free_port(), tmp_path / "envdata"
+    env = dict(os.environ, IGNIS_LISTEN=f"127.0.0.1:{port}", IGNIS_DATA_DIR=str(data),
+               IGNIS_REGION="eu-west-3", IGNIS_ACCOUNT_ID="123456789012",
+               IGNIS_ROOT_ACCESS_KEY_ID="", IGNIS_ROOT_SECRET_ACCESS_KEY="")
+
+    def start():
+        p = subprocess.Popen([IGNIS_BIN, "serve"], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                return p
+            except OSError:
+                time.sleep(0.05)
+        p.kill()
+        raise AssertionError(p.communicate()[0])
+
+    def stop(p):
+        p.send_signal(signal.SIGINT)
+        out, _ = p.communicate(timeout=10)
+        assert p.returncode == 0, out
+        return out
+
+    p = start()
+    creds = dict(line.split(" = ") for line in
+                 (data / "credentials").read_text().splitlines() if " = " in line)
+    lam = boto3.client("lambda", endpoint_url=f"http://127.0.0.1:{port}",
+                       region_name="eu-west-3", aws_access_key_id=creds["aws_access_key_id"],
+                       aws_secret_access_key=creds["aws_secret_access_key"],
+                       config=botocore.config.Config(retries={"max_attempts": 0}))
+    r = lam.create_function(FunctionName="envfn", Runtime="python3.12", Handler="app.handler",
+                            Role=ROLE, Code={"ZipFile": make_zip({"app.py": "def handler(e, c):\n    return c.invoked_function_arn\n"})})
+    assert r["FunctionArn"] == "arn:aws:lambda:eu-west-3:123456789012:function:envfn"
+    assert json.loads(lam.invoke(FunctionName="envfn")["Payload"].read()) == r["FunctionArn"]
+    first = stop(p)
+    assert "generated root credentials" in first and creds["aws_access_key_id"] in first
+
+    second = stop(start())
+    assert "generated root credentials" not in second
+    assert creds["aws_secret_access_key"] not in second
