@@ -23,6 +23,7 @@
 #include "edge/edge.h"
 #include "exec/pool.h"
 #include "exec/sandbox/sandbox.h"
+#include "exec/scratch.h"
 #include "services/lambda/lambda.h"
 #include "services/logs/logs.h"
 #include "store/db.h"
@@ -57,7 +58,7 @@ int cmd_serve(int argc, char **argv)
 {
     static struct config cfg;
     config_defaults(&cfg);
-    int no_sandbox = 0;
+    int no_sandbox = 0, scratch_ok = 0;
     static const struct option opts[] = {
         {"listen", required_argument, NULL, 'l'},
         {"data-dir", required_argument, NULL, 'd'},
@@ -98,9 +99,15 @@ int cmd_serve(int argc, char **argv)
                   how);
         return 1;
     }
-    if (sandbox)
+    if (sandbox) {
         log_info("functions run sandboxed: %s", how);
-    else
+        /* Before any thread: the instances' /tmp mounts stay in the daemon's namespace. */
+        int e = scratch_isolate_mounts();
+        if (e < 0)
+            log_warn("no private mount namespace for the daemon: %s", strerror(-e));
+        else
+            scratch_ok = 1;
+    } else
         log_warn("*** --no-sandbox: functions run WITHOUT isolation, as this user, with this "
                  "host's files and network. Only for code you trust. ***");
     int rc = mkdir_p(cfg.data_dir, 0700);
@@ -132,6 +139,7 @@ int cmd_serve(int argc, char **argv)
     struct logstore *logs = NULL;
     struct workq *wq = NULL;
     struct pool *pool = NULL;
+    struct scratch_pool *scratch = NULL;
     struct lambda *lambda = NULL;
     struct edge *edge = NULL;
     int sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
@@ -156,6 +164,16 @@ int cmd_serve(int argc, char **argv)
     pool = pool_new(loop, logs, cgname, sandbox);
     if (!wq || !pool)
         goto out;
+    if (scratch_ok) {
+        char why[512];
+        snprintf(path, sizeof(path), "%s/scratch", cfg.data_dir);
+        scratch = scratch_pool_new(wq, path, SBX_DEFAULT_TMP_MB, why, sizeof(why));
+        if (scratch) {
+            pool_use_scratch(pool, scratch);
+            log_info("instances' /tmp: ext4 on a loop device per instance, under %s", path);
+        } else
+            log_warn("instances' /tmp is a tmpfs, counted against their memory: %s", why);
+    }
     lambda = lambda_new(loop, &cfg, db, pool, wq);
     if (!lambda)
         goto out;
@@ -180,6 +198,7 @@ out:
         loop_run_posted(loop);
     lambda_free(lambda);
     pool_free(pool);
+    scratch_pool_free(scratch);
     edge_free(edge);
     logstore_close(logs);
     db_close(db);

@@ -38,6 +38,7 @@
 #include "edge/http.h"
 #include "exec/cgroup.h"
 #include "exec/sandbox/sandbox.h"
+#include "exec/scratch.h"
 
 #define RUNTIME_API_PREFIX "/2018-06-01/runtime/"
 #define MAX_RESPONSE_BYTES 6291556 /* Lambda's sync response limit */
@@ -69,6 +70,7 @@ struct instance {
     int init_reported;   /* an INIT_REPORT line was written */
     int exec_errno;      /* why execve failed in the child, or 0 */
     struct cgroup *cg;   /* memory and pids limits; NULL without cgroups */
+    struct scratch *tmp; /* its /tmp (sandboxed, with a scratch pool); NULL: a tmpfs */
     struct buf init_log; /* output before the first invocation, for a failed init's tail */
     int killed;
     struct loop_timer *init_timer;
@@ -100,6 +102,7 @@ struct pool {
     int stopping; /* pool_free: start nothing new */
     int sandbox;  /* instances start through sbx_spawn */
     struct cgroup_root *cg_root;
+    struct scratch_pool *scratch; /* disk-backed /tmp, or NULL: tmpfs */
     unsigned long long spawn_seq;
 };
 
@@ -531,6 +534,7 @@ static void instance_reap(struct instance *inst, int status)
     if (inst->status_fd >= 0)
         close(inst->status_fd);
     cgroup_destroy(inst->cg); /* kills stragglers, removes the group */
+    scratch_release(pool->scratch, inst->tmp, pool->stopping);
     logstore_stream_close(pool->logs, inst->log);
     buf_release(&inst->out_partial);
     buf_release(&inst->init_error);
@@ -744,6 +748,7 @@ static int launch_sandboxed(struct instance *inst, char **envp, int out[2], int 
         .code_dir = fn->code_dir,
         .runtime_dir = fn->runtime_dir,
         .cwd = fn->cwd,
+        .tmp_dir = inst->tmp ? scratch_path(inst->tmp) : NULL,
         .tmp_mb = fn->tmp_mb,
         .uid = SANDBOX_UID,
         .gid = SANDBOX_GID,
@@ -819,6 +824,13 @@ static int spawn(struct pool_fn *fn, int *exec_errno)
         if (rc < 0)
             goto error;
     }
+    if (pool->scratch) {
+        int err = 0;
+        inst->tmp = scratch_take(pool->scratch, fn->tmp_mb ? fn->tmp_mb : SBX_DEFAULT_TMP_MB, &err);
+        if (!inst->tmp)
+            log_warn("instance of %s gets a tmpfs /tmp (counted as memory): %s", fn->name,
+                     strerror(-err));
+    }
     inst->spawn_us = mono_us();
     rc = pool->sandbox ? launch_sandboxed(inst, envp, out, exec_errno)
                        : launch_forked(inst, envp, out);
@@ -863,6 +875,7 @@ error:
     if (inst->pidfd >= 0)
         close(inst->pidfd);
     cgroup_destroy(inst->cg);
+    scratch_release(pool->scratch, inst->tmp, 0);
     strv_free(envp);
     free(inst);
     return rc;
@@ -1196,6 +1209,11 @@ void pool_free(struct pool *pool)
     cgroup_teardown(pool->cg_root);
     free(pool->by_fd);
     free(pool);
+}
+
+void pool_use_scratch(struct pool *pool, struct scratch_pool *scratch)
+{
+    pool->scratch = scratch;
 }
 
 int pool_sandboxed(const struct pool *pool)

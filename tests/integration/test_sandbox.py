@@ -208,10 +208,9 @@ ATTACKS = code("""
 
 
 # Memory is sized so that the limit under test trips first: forked Pythons
-# dirty ~1 MB each, and /tmp is a tmpfs whose pages count as the instance's
-# memory (unlike Lambda's disk-backed /tmp: see the issue notes).
+# dirty ~1 MB each. /tmp is on disk, so filling it needs no memory.
 @pytest.mark.parametrize("attack,memory", [("fork_bomb", 3008), ("many_files", 256),
-                                           ("fill_tmp", 1024), ("ptrace_parent", 256)])
+                                           ("fill_tmp", 128), ("ptrace_parent", 256)])
 def test_attacks_are_contained(server, lam, create_function, attack, memory):
     import errno
     name = create_function({"app.py": ATTACKS}, runtime="python3.12", Timeout=30,
@@ -232,3 +231,46 @@ def test_attacks_are_contained(server, lam, create_function, attack, memory):
     other = create_function({"app.py": "def handler(e, c):\n    return 'fine'\n"},
                             runtime="python3.12")
     assert invoke(lam, other)["json"] == "fine"
+
+
+TMP_WRITER = code("""
+    import os
+    def handler(event, context):
+        path = "/tmp/big"
+        if event.get("write_mb"):
+            chunk = b"x" * (1 << 20)
+            with open(path, "wb") as f:
+                for _ in range(event["write_mb"]):
+                    f.write(chunk)
+        st = os.statvfs("/tmp")
+        return {"size_mb": st.f_blocks * st.f_frsize >> 20,
+                "file_mb": os.path.getsize(path) >> 20 if os.path.exists(path) else None,
+                "entries": sorted(os.listdir("/tmp")) if not event.get("write_mb") else None}
+""")
+
+
+def test_tmp_is_disk_backed_not_memory(server, lam, create_function):
+    """As on Lambda, /tmp is ephemeral storage of its own: a 128 MB function
+    can keep 300 MB there, and files stay for the instance's next invokes."""
+    name = create_function({"app.py": TMP_WRITER}, runtime="python3.12", Timeout=60,
+                           MemorySize=128)
+    first = invoke(lam, name, {})
+    assert "FunctionError" not in first, first["body"]
+    assert first["json"]["entries"] == []              # empty, no lost+found
+    assert 480 <= first["json"]["size_mb"] <= 512       # EphemeralStorage default: 512 MB
+    r = invoke(lam, name, {"write_mb": 300})
+    assert "FunctionError" not in r, r["body"]
+    assert r["json"]["file_mb"] == 300
+    again = invoke(lam, name, {})                       # the same warm instance
+    assert again["json"]["file_mb"] == 300
+
+
+def test_tmp_size_follows_ephemeral_storage(server, lam, create_function):
+    name = create_function({"app.py": TMP_WRITER}, runtime="python3.12",
+                           EphemeralStorage={"Size": 1024})
+    r = invoke(lam, name, {})
+    assert 990 <= r["json"]["size_mb"] <= 1024, r["json"]
+    lam.update_function_configuration(FunctionName=name, EphemeralStorage={"Size": 600})
+    lam.get_waiter("function_updated_v2").wait(FunctionName=name)
+    r = invoke(lam, name, {})                           # a new instance, a new /tmp
+    assert 580 <= r["json"]["size_mb"] <= 600, r["json"]
