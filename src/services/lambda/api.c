@@ -2,9 +2,11 @@
  * api: the Lambda REST API's control-plane operations (CreateFunction,
  * GetFunction, GetFunctionConfiguration, ListFunctions, UpdateFunctionCode,
  * UpdateFunctionConfiguration, DeleteFunction, TagResource, UntagResource,
- * ListTags), the routing of /2015-03-31 and /2017-03-31 paths to them and to
- * Invoke, and the code download behind GetFunction's Code.Location. Zip
- * unpacking runs on the work queue; the answer is sent when it is done.
+ * ListTags), the resolution of a function reference and its qualifier
+ * (version or alias), the routing of /2015-03-31 and /2017-03-31 paths to
+ * them, to the version and alias operations and to Invoke, and the code
+ * download behind GetFunction's Code.Location. Zip unpacking runs on the
+ * work queue; the answer is sent when it is done.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -39,7 +41,7 @@ static void not_found(struct lambda *l, struct http_req *req, const char *name)
     aws_error(req, AWS_REST_JSON, 404, "ResourceNotFoundException", "Function not found: %s", arn);
 }
 
-static json_t *parse_body(struct http_req *req)
+json_t *lambda_parse_body(struct http_req *req)
 {
     size_t len;
     const char *body = http_req_body(req, &len);
@@ -82,10 +84,9 @@ static json_t *in_progress_view(json_t *config, int creating)
     return view;
 }
 
-static int check_revision(struct http_req *req, json_t *body, struct function *fn)
+int lambda_check_revision(struct http_req *req, json_t *body, const char *have)
 {
     const char *want = json_string_value(json_object_get(body, "RevisionId"));
-    const char *have = json_string_value(json_object_get(fn->config, "RevisionId"));
     if (want && have && strcmp(want, have) != 0) {
         aws_error(req, AWS_REST_JSON, 412, "PreconditionFailedException",
                   "The Revision Id provided does not match the latest Revision Id. Call the "
@@ -93,6 +94,12 @@ static int check_revision(struct http_req *req, json_t *body, struct function *f
         return -1;
     }
     return 0;
+}
+
+static int check_revision(struct http_req *req, json_t *body, struct function *fn)
+{
+    return lambda_check_revision(req, body,
+                                 json_string_value(json_object_get(fn->config, "RevisionId")));
 }
 
 static int check_not_updating(struct lambda *l, struct http_req *req, struct function *fn)
@@ -252,7 +259,7 @@ static int check_tags(struct http_req *req, json_t *tags)
 
 static void create_function(struct lambda *l, struct http_req *req)
 {
-    json_t *body = parse_body(req);
+    json_t *body = lambda_parse_body(req);
     if (!body)
         return;
     struct param_error err;
@@ -311,6 +318,7 @@ static void create_function(struct lambda *l, struct http_req *req)
     fn->config = config;
     fn->tags = tags ? json_deep_copy(tags) : json_object();
     fn->versions = json_object();
+    fn->aliases = json_object();
     lambda_insert(l, fn);
     if (start_code_job(l, req, fn, json_object_get(code, "ZipFile"), 1,
                        json_is_true(json_object_get(body, "Publish"))) < 0)
@@ -336,24 +344,33 @@ struct function *lambda_lookup(struct lambda *l, struct http_req *req, const cha
         not_found(l, req, name);
         return NULL;
     }
-    int latest = !qual[0] || strcmp(qual, "$LATEST") == 0;
-    if (!latest && (!t || !version_config(fn, qual))) {
-        char arn[256];
-        function_arn(l, name, arn, sizeof(arn));
-        aws_error(req, AWS_REST_JSON, 404, "ResourceNotFoundException", "Function not found: %s:%s",
-                  arn, qual);
-        return NULL;
+    /* version: the published version named, directly or through an alias */
+    const char *version = NULL;
+    json_t *alias = NULL;
+    if (qual[0] && strcmp(qual, "$LATEST") != 0) {
+        const char *v = qual;
+        if (t && (alias = alias_find(fn, qual)))
+            v = json_string_value(json_object_get(alias, "FunctionVersion"));
+        if (t && v && strcmp(v, "$LATEST") != 0)
+            version = json_object_iter_key(json_object_iter_at(fn->versions, v));
+        if (!t || (!version && !alias)) {
+            char arn[256];
+            function_arn(l, name, arn, sizeof(arn));
+            aws_error(req, AWS_REST_JSON, 404, "ResourceNotFoundException",
+                      "Function not found: %s:%s", arn, qual);
+            return NULL;
+        }
     }
     if (t) {
         t->fn = fn;
         snprintf(t->qualifier, sizeof(t->qualifier), "%s", qual);
-        if (latest) {
-            t->version = NULL;
+        t->alias = alias;
+        t->version = version;
+        if (!version) {
             t->config = fn->config;
             t->code_hex = fn->code_hex;
         } else {
-            json_t *rec = json_object_get(fn->versions, qual);
-            t->version = json_object_iter_key(json_object_iter_at(fn->versions, qual));
+            json_t *rec = json_object_get(fn->versions, version);
             t->config = json_object_get(rec, "Configuration");
             t->code_hex = json_string_value(json_object_get(rec, "CodeHex"));
         }
@@ -370,9 +387,18 @@ static json_t *config_view(struct function *fn)
     return json_deep_copy(fn->config);
 }
 
-static json_t *target_view(struct fn_target *t)
+/* Named through an alias, a version's configuration is shown with the
+ * alias's ARN, as Lambda does. */
+static json_t *target_view(struct lambda *l, struct fn_target *t)
 {
-    return t->version ? json_deep_copy(t->config) : config_view(t->fn);
+    json_t *view = t->version ? json_deep_copy(t->config) : config_view(t->fn);
+    if (t->alias) {
+        char arn[256], qualified[400];
+        function_arn(l, t->fn->name, arn, sizeof(arn));
+        snprintf(qualified, sizeof(qualified), "%s:%s", arn, t->qualifier);
+        json_object_set_new(view, "FunctionArn", json_string(qualified));
+    }
+    return view;
 }
 
 static void get_function(struct lambda *l, struct http_req *req, const char *ref)
@@ -383,7 +409,7 @@ static void get_function(struct lambda *l, struct http_req *req, const char *ref
         return;
     char url[1024];
     lambda_code_location(l, req, t.code_hex, url, sizeof(url));
-    json_t *doc = json_pack("{s:o, s:{s:s, s:s}}", "Configuration", target_view(&t), "Code",
+    json_t *doc = json_pack("{s:o, s:{s:s, s:s}}", "Configuration", target_view(l, &t), "Code",
                             "RepositoryType", "S3", "Location", url);
     if (json_object_size(fn->tags) > 0)
         json_object_set(doc, "Tags", fn->tags);
@@ -394,7 +420,7 @@ static void get_configuration(struct lambda *l, struct http_req *req, const char
 {
     struct fn_target t;
     if (lambda_lookup(l, req, ref, &t))
-        aws_reply_json(req, 200, target_view(&t));
+        aws_reply_json(req, 200, target_view(l, &t));
 }
 
 int lambda_page_size(struct http_req *req, long *max)
@@ -417,39 +443,50 @@ int lambda_page_size(struct http_req *req, long *max)
     return 0;
 }
 
+int lambda_page_after(struct http_req *req, struct buf *after)
+{
+    const char *marker = http_req_query(req, "Marker");
+    buf_init(after, 0);
+    buf_puts(after, "");
+    if (!marker || !*marker)
+        return 0;
+    buf_reset(after);
+    if (base64_decode(after, marker, strlen(marker)) < 0 || after->len == 0) {
+        buf_release(after);
+        aws_error(req, AWS_REST_JSON, 400, "InvalidParameterValueException",
+                  "Invalid Marker: %.64s", marker);
+        return -1;
+    }
+    return 0;
+}
+
+void lambda_set_next_marker(json_t *doc, const char *last)
+{
+    struct buf next = BUF_INIT;
+    base64_encode(&next, last, strlen(last));
+    json_object_set_new(doc, "NextMarker", json_string(next.data));
+    buf_release(&next);
+}
+
 static void list_functions(struct lambda *l, struct http_req *req)
 {
     long max;
-    if (lambda_page_size(req, &max) < 0)
+    struct buf after;
+    if (lambda_page_size(req, &max) < 0 || lambda_page_after(req, &after) < 0)
         return;
-    const char *marker = http_req_query(req, "Marker");
-    struct buf m = BUF_INIT;
+    /* first function after the marker's name */
     size_t start = 0;
-    if (marker && *marker) {
-        if (base64_decode(&m, marker, strlen(marker)) < 0 || m.len == 0) {
-            buf_release(&m);
-            aws_error(req, AWS_REST_JSON, 400, "InvalidParameterValueException",
-                      "Invalid Marker: %.64s", marker);
-            return;
-        }
-        /* first function after the marker's name */
-        while (start < l->nfns && strcmp(l->fns[start]->name, m.data) <= 0)
-            start++;
-    }
-    buf_release(&m);
+    while (start < l->nfns && strcmp(l->fns[start]->name, after.data) <= 0)
+        start++;
+    buf_release(&after);
     json_t *list = json_array();
     size_t i;
     for (i = start; i < l->nfns && (long)(i - start) < max; i++) {
         json_array_append_new(list, listing_view(l->fns[i]->config));
     }
     json_t *doc = json_pack("{s:o}", "Functions", list);
-    if (i < l->nfns) {
-        struct buf next = BUF_INIT;
-        const char *last = l->fns[i - 1]->name;
-        base64_encode(&next, last, strlen(last));
-        json_object_set_new(doc, "NextMarker", json_string(next.data));
-        buf_release(&next);
-    }
+    if (i < l->nfns)
+        lambda_set_next_marker(doc, l->fns[i - 1]->name);
     aws_reply_json(req, 200, doc);
 }
 
@@ -458,7 +495,7 @@ static void update_code(struct lambda *l, struct http_req *req, const char *ref)
     struct function *fn = lambda_lookup(l, req, ref, NULL);
     if (!fn)
         return;
-    json_t *body = parse_body(req);
+    json_t *body = lambda_parse_body(req);
     if (!body)
         return;
     if (check_not_updating(l, req, fn) < 0 || check_revision(req, body, fn) < 0 ||
@@ -492,7 +529,7 @@ static void update_configuration(struct lambda *l, struct http_req *req, const c
     struct function *fn = lambda_lookup(l, req, ref, NULL);
     if (!fn)
         return;
-    json_t *body = parse_body(req);
+    json_t *body = lambda_parse_body(req);
     if (!body)
         return;
     if (check_not_updating(l, req, fn) < 0 || check_revision(req, body, fn) < 0)
@@ -537,6 +574,18 @@ static void delete_function(struct lambda *l, struct http_req *req, const char *
     if (strcmp(t.qualifier, "$LATEST") == 0) {
         aws_error(req, AWS_REST_JSON, 400, "InvalidParameterValueException",
                   "$LATEST version cannot be deleted without deleting the function.");
+        return;
+    }
+    if (t.alias) {
+        aws_error(req, AWS_REST_JSON, 400, "InvalidParameterValueException",
+                  "Deletion of aliases is not supported.");
+        return;
+    }
+    char users[1024];
+    if (t.version && aliases_referencing(fn, t.version, users, sizeof(users)) > 0) {
+        aws_error(req, AWS_REST_JSON, 409, "ResourceConflictException",
+                  "Unable to delete version because the following aliases reference it: [%s]",
+                  users);
         return;
     }
     if (t.version) {
@@ -588,7 +637,7 @@ static void tags_op(struct lambda *l, struct http_req *req, const char *method, 
     }
     json_t *next = json_deep_copy(fn->tags);
     if (strcmp(method, "POST") == 0) {
-        json_t *body = parse_body(req);
+        json_t *body = lambda_parse_body(req);
         if (!body) {
             json_decref(next);
             return;
@@ -789,6 +838,19 @@ static void handle(struct http_req *req, const struct edge_auth *auth, void *arg
         } else {
             goto unknown;
         }
+    } else if (strcmp(sub, "/aliases") == 0 || strcmp(sub, "/aliases/") == 0) {
+        if (strcmp(method, "POST") == 0)
+            aliases_create_op(l, req, ref);
+        else if (strcmp(method, "GET") == 0)
+            aliases_list_op(l, req, ref);
+        else
+            goto unknown;
+    } else if (str_has_prefix(sub, "/aliases/") && !strchr(sub + strlen("/aliases/"), '/')) {
+        if (strcmp(method, "GET") == 0 || strcmp(method, "PUT") == 0 ||
+            strcmp(method, "DELETE") == 0)
+            alias_op(l, req, method, ref, sub + strlen("/aliases/"));
+        else
+            goto unknown;
     } else if ((strcmp(sub, "/invocations") == 0 || strcmp(sub, "/invocations/") == 0) &&
                strcmp(method, "POST") == 0) {
         lambda_invoke(l, req, ref);

@@ -1,10 +1,10 @@
 /*
  * function: the Lambda function registry and records. Keeps every function
  * in a name-sorted array (binary search; ListFunctions pages in order),
- * persists each record as JSON in the db, validates configuration the way
- * Lambda does (same error names and messages), and turns a function into the
- * pool_fn_spec the execution pool runs (argv per runtime, Lambda's reserved
- * environment variables).
+ * persists each record (configuration, tags, versions, aliases) as JSON in
+ * the db, validates configuration the way Lambda does (same error names and
+ * messages), and turns a function into the pool_fn_spec the execution pool
+ * runs (argv per runtime, Lambda's reserved environment variables).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -79,6 +79,7 @@ void function_unref(struct function *fn)
     json_decref(fn->config);
     json_decref(fn->tags);
     json_decref(fn->versions);
+    json_decref(fn->aliases);
     free(fn);
 }
 
@@ -105,9 +106,9 @@ json_t *listing_view(json_t *config)
 
 int function_save(struct lambda *l, struct function *fn)
 {
-    json_t *rec = json_pack("{s:O, s:O, s:s, s:O, s:I}", "Configuration", fn->config, "Tags",
+    json_t *rec = json_pack("{s:O, s:O, s:s, s:O, s:I, s:O}", "Configuration", fn->config, "Tags",
                             fn->tags, "CodeHex", fn->code_hex, "Versions", fn->versions,
-                            "LastVersion", fn->last_version);
+                            "LastVersion", fn->last_version, "Aliases", fn->aliases);
     char *text = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
     json_decref(rec);
     if (!text)
@@ -139,6 +140,11 @@ static void load_one(const char *name, const char *record, void *arg)
         fn->versions = json_object();
     }
     fn->last_version = json_integer_value(json_object_get(rec, "LastVersion"));
+    fn->aliases = json_incref(json_object_get(rec, "Aliases"));
+    if (!json_is_object(fn->aliases)) { /* records written before aliases existed */
+        json_decref(fn->aliases);
+        fn->aliases = json_object();
+    }
     if (!json_is_object(fn->tags)) {
         json_decref(fn->tags);
         fn->tags = json_object();
@@ -322,9 +328,7 @@ struct pool_fn *function_runner(struct lambda *l, struct function *fn, const cha
 
 /*=== Validation ===*/
 
-static int fail(struct param_error *err, unsigned status, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(struct param_error *err, unsigned status, const char *code, const char *fmt, ...)
+int param_fail(struct param_error *err, unsigned status, const char *code, const char *fmt, ...)
 {
     err->status = status;
     err->code = code;
@@ -335,13 +339,13 @@ static int fail(struct param_error *err, unsigned status, const char *code, cons
     return -1;
 }
 
-static int validation(struct param_error *err, const char *value, const char *field,
-                      const char *constraint)
+int param_validation(struct param_error *err, const char *value, const char *field,
+                     const char *constraint)
 {
-    return fail(err, 400, "ValidationException",
-                "1 validation error detected: Value '%.200s' at '%s' failed to satisfy "
-                "constraint: %s",
-                value, field, constraint);
+    return param_fail(err, 400, "ValidationException",
+                      "1 validation error detected: Value '%.200s' at '%s' failed to satisfy "
+                      "constraint: %s",
+                      value, field, constraint);
 }
 
 static int is_name_char(int c)
@@ -383,12 +387,12 @@ int parse_function_ref(const char *segment, char name[65], char qualifier[130],
     char ref[512];
     size_t n = strlen(segment);
     if (n >= sizeof(ref))
-        return validation(err, segment, "functionName",
-                          "Member must have length less than or equal to 170");
+        return param_validation(err, segment, "functionName",
+                                "Member must have length less than or equal to 170");
     memcpy(ref, segment, n + 1);
     long len = percent_decode(ref, n);
     if (len < 0 || memchr(ref, '\0', (size_t)len))
-        return validation(err, segment, "functionName", NAME_PATTERN);
+        return param_validation(err, segment, "functionName", NAME_PATTERN);
     /* name | name:q | acct:function:name[:q] | arn:aws:lambda:region:acct:function:name[:q];
      * every part non-empty */
     char *parts[9], copy[512], *rest = copy;
@@ -398,7 +402,7 @@ int parse_function_ref(const char *segment, char name[65], char qualifier[130],
         parts[np++] = strsep(&rest, ":");
     for (int i = 0; i < np; i++)
         if (!*parts[i])
-            return validation(err, ref, "functionName", NAME_PATTERN);
+            return param_validation(err, ref, "functionName", NAME_PATTERN);
     const char *fname = NULL, *q = NULL;
     if (rest) {
         /* more than 8 parts */
@@ -416,10 +420,10 @@ int parse_function_ref(const char *segment, char name[65], char qualifier[130],
         q = np == 8 ? parts[7] : NULL;
     }
     if (!fname || strlen(fname) > 64 || (q && !qualifier_ok(q)))
-        return validation(err, ref, "functionName", NAME_PATTERN);
+        return param_validation(err, ref, "functionName", NAME_PATTERN);
     for (const char *p = fname; *p; p++)
         if (!is_name_char((unsigned char)*p))
-            return validation(err, ref, "functionName", NAME_PATTERN);
+            return param_validation(err, ref, "functionName", NAME_PATTERN);
     snprintf(name, 65, "%s", fname);
     if (qualifier)
         snprintf(qualifier, 130, "%s", q ? q : "");
@@ -452,7 +456,7 @@ static int check_int(json_t *body, const char *key, const char *field, long min,
     if (!v)
         return 1;
     if (!json_is_integer(v))
-        return fail(err, 400, "InvalidParameterValueException", "%s must be an integer", key);
+        return param_fail(err, 400, "InvalidParameterValueException", "%s must be an integer", key);
     json_int_t i = json_integer_value(v);
     char text[32];
     snprintf(text, sizeof(text), "%lld", (long long)i);
@@ -460,12 +464,12 @@ static int check_int(json_t *body, const char *key, const char *field, long min,
     if (i < min) {
         snprintf(constraint, sizeof(constraint),
                  "Member must have value greater than or equal to %ld", min);
-        return validation(err, text, field, constraint);
+        return param_validation(err, text, field, constraint);
     }
     if (i > max) {
         snprintf(constraint, sizeof(constraint), "Member must have value less than or equal to %ld",
                  max);
-        return validation(err, text, field, constraint);
+        return param_validation(err, text, field, constraint);
     }
     *out = i;
     return 0;
@@ -477,7 +481,7 @@ static int check_string(json_t *body, const char *key, const char **out, struct 
     if (!v)
         return 1;
     if (!json_is_string(v))
-        return fail(err, 400, "InvalidParameterValueException", "%s must be a string", key);
+        return param_fail(err, 400, "InvalidParameterValueException", "%s must be a string", key);
     *out = json_string_value(v);
     return 0;
 }
@@ -507,13 +511,14 @@ static const char *const reserved_env[] = {
 static int check_environment(json_t *env, struct param_error *err)
 {
     if (!json_is_object(env))
-        return fail(err, 400, "InvalidParameterValueException", "Environment must be an object");
+        return param_fail(err, 400, "InvalidParameterValueException",
+                          "Environment must be an object");
     json_t *vars = json_object_get(env, "Variables");
     if (!vars)
         return 0;
     if (!json_is_object(vars))
-        return fail(err, 400, "InvalidParameterValueException",
-                    "Environment.Variables must be a map of strings");
+        return param_fail(err, 400, "InvalidParameterValueException",
+                          "Environment.Variables must be a map of strings");
     size_t total = 0;
     char reserved[512] = "";
     const char *key;
@@ -521,20 +526,22 @@ static int check_environment(json_t *env, struct param_error *err)
     json_object_foreach(vars, key, val)
     {
         if (!json_is_string(val))
-            return fail(err, 400, "InvalidParameterValueException",
-                        "Environment variable %.100s must be a string", key);
+            return param_fail(err, 400, "InvalidParameterValueException",
+                              "Environment variable %.100s must be a string", key);
         if (!isalpha((unsigned char)key[0]))
-            return fail(err, 400, "InvalidParameterValueException",
-                        "Lambda was unable to configure your environment variables because the "
-                        "environment variables you have provided contains invalid keys: %.100s",
-                        key);
+            return param_fail(
+                err, 400, "InvalidParameterValueException",
+                "Lambda was unable to configure your environment variables because the "
+                "environment variables you have provided contains invalid keys: %.100s",
+                key);
         for (const char *p = key; *p; p++)
             if (!isalnum((unsigned char)*p) && *p != '_')
-                return fail(err, 400, "InvalidParameterValueException",
-                            "Lambda was unable to configure your environment variables because "
-                            "the environment variables you have provided contains invalid keys: "
-                            "%.100s",
-                            key);
+                return param_fail(
+                    err, 400, "InvalidParameterValueException",
+                    "Lambda was unable to configure your environment variables because "
+                    "the environment variables you have provided contains invalid keys: "
+                    "%.100s",
+                    key);
         if (in_list(key, reserved_env)) {
             size_t used = strlen(reserved);
             snprintf(reserved + used, sizeof(reserved) - used, "%s%s", used ? ", " : "", key);
@@ -542,18 +549,18 @@ static int check_environment(json_t *env, struct param_error *err)
         total += strlen(key) + json_string_length(val);
     }
     if (reserved[0])
-        return fail(err, 400, "InvalidParameterValueException",
-                    "Lambda was unable to configure your environment variables because the "
-                    "environment variables you have provided contains reserved keys that are "
-                    "currently not supported for modification. Reserved keys used in this "
-                    "request: %s",
-                    reserved);
+        return param_fail(err, 400, "InvalidParameterValueException",
+                          "Lambda was unable to configure your environment variables because the "
+                          "environment variables you have provided contains reserved keys that are "
+                          "currently not supported for modification. Reserved keys used in this "
+                          "request: %s",
+                          reserved);
     if (total > LAMBDA_ENV_MAX)
-        return fail(err, 400, "InvalidParameterValueException",
-                    "Lambda was unable to configure your environment variables because the "
-                    "environment variables you have provided exceeded the 4KB limit. String "
-                    "measured: %zu",
-                    total);
+        return param_fail(err, 400, "InvalidParameterValueException",
+                          "Lambda was unable to configure your environment variables because the "
+                          "environment variables you have provided exceeded the 4KB limit. String "
+                          "measured: %zu",
+                          total);
     return 0;
 }
 
@@ -599,22 +606,23 @@ int apply_configuration(struct lambda *l, json_t *config, json_t *body, int crea
         return -1;
     if (rc == 0) {
         if (in_list(s, deprecated_runtimes))
-            return fail(err, 400, "InvalidParameterValueException",
-                        "The runtime parameter of %s is no longer supported for creating or "
-                        "updating AWS Lambda functions. We recommend you use a supported runtime "
-                        "while creating or updating functions.",
-                        s);
+            return param_fail(
+                err, 400, "InvalidParameterValueException",
+                "The runtime parameter of %s is no longer supported for creating or "
+                "updating AWS Lambda functions. We recommend you use a supported runtime "
+                "while creating or updating functions.",
+                s);
         if (!in_list(s, supported_runtimes))
-            return validation(err, s, "runtime",
-                              "Member must satisfy enum value set: [python3.8, python3.9, "
-                              "python3.10, python3.11, python3.12, python3.13, nodejs16.x, "
-                              "nodejs18.x, nodejs20.x, nodejs22.x, provided, provided.al2, "
-                              "provided.al2023]");
+            return param_validation(err, s, "runtime",
+                                    "Member must satisfy enum value set: [python3.8, python3.9, "
+                                    "python3.10, python3.11, python3.12, python3.13, nodejs16.x, "
+                                    "nodejs18.x, nodejs20.x, nodejs22.x, provided, provided.al2, "
+                                    "provided.al2023]");
         json_object_set_new(config, "Runtime", json_string(s));
     } else if (creating) {
-        return fail(err, 400, "InvalidParameterValueException",
-                    "Runtime and Handler are mandatory parameters for functions created with "
-                    "deployment packages.");
+        return param_fail(err, 400, "InvalidParameterValueException",
+                          "Runtime and Handler are mandatory parameters for functions created with "
+                          "deployment packages.");
     }
     const char *runtime = json_string_value(json_object_get(config, "Runtime"));
 
@@ -622,33 +630,33 @@ int apply_configuration(struct lambda *l, json_t *config, json_t *body, int crea
         return -1;
     if (rc == 0) {
         if (!role_ok(s))
-            return validation(err, s, "role", ROLE_PATTERN);
+            return param_validation(err, s, "role", ROLE_PATTERN);
         json_object_set_new(config, "Role", json_string(s));
     } else if (creating) {
-        return fail(err, 400, "ValidationException",
-                    "1 validation error detected: Value null at 'role' failed to satisfy "
-                    "constraint: Member must not be null");
+        return param_fail(err, 400, "ValidationException",
+                          "1 validation error detected: Value null at 'role' failed to satisfy "
+                          "constraint: Member must not be null");
     }
 
     if ((rc = check_string(body, "Handler", &s, err)) < 0)
         return -1;
     if (rc == 0) {
         if (!*s || strlen(s) > 128 || strpbrk(s, " \t\r\n"))
-            return validation(err, s, "handler",
-                              "Member must satisfy regular expression pattern: [^\\s]+");
+            return param_validation(err, s, "handler",
+                                    "Member must satisfy regular expression pattern: [^\\s]+");
         json_object_set_new(config, "Handler", json_string(s));
     } else if (creating && runtime && !str_has_prefix(runtime, "provided")) {
-        return fail(err, 400, "InvalidParameterValueException",
-                    "Runtime and Handler are mandatory parameters for functions created with "
-                    "deployment packages.");
+        return param_fail(err, 400, "InvalidParameterValueException",
+                          "Runtime and Handler are mandatory parameters for functions created with "
+                          "deployment packages.");
     }
 
     if ((rc = check_string(body, "Description", &s, err)) < 0)
         return -1;
     if (rc == 0) {
         if (strlen(s) > 256)
-            return validation(err, s, "description",
-                              "Member must have length less than or equal to 256");
+            return param_validation(err, s, "description",
+                                    "Member must have length less than or equal to 256");
         json_object_set_new(config, "Description", json_string(s));
     }
     if ((rc = check_int(body, "Timeout", "timeout", 1, 900, &i, err)) < 0)
@@ -680,8 +688,8 @@ int apply_configuration(struct lambda *l, json_t *config, json_t *body, int crea
     if (tracing) {
         const char *mode = json_string_value(json_object_get(tracing, "Mode"));
         if (!mode || (strcmp(mode, "Active") != 0 && strcmp(mode, "PassThrough") != 0))
-            return validation(err, mode ? mode : "null", "tracingConfig.mode",
-                              "Member must satisfy enum value set: [Active, PassThrough]");
+            return param_validation(err, mode ? mode : "null", "tracingConfig.mode",
+                                    "Member must satisfy enum value set: [Active, PassThrough]");
         json_object_set_new(config, "TracingConfig", json_pack("{s:s}", "Mode", mode));
     }
     json_t *logging = json_object_get(body, "LoggingConfig");
@@ -689,14 +697,14 @@ int apply_configuration(struct lambda *l, json_t *config, json_t *body, int crea
         json_t *cur = json_object_get(config, "LoggingConfig");
         const char *fmt = json_string_value(json_object_get(logging, "LogFormat"));
         if (fmt && strcmp(fmt, "Text") != 0 && strcmp(fmt, "JSON") != 0)
-            return validation(err, fmt, "loggingConfig.logFormat",
-                              "Member must satisfy enum value set: [Text, JSON]");
+            return param_validation(err, fmt, "loggingConfig.logFormat",
+                                    "Member must satisfy enum value set: [Text, JSON]");
         const char *levels[] = {"ApplicationLogLevel", "SystemLogLevel"};
         for (int k = 0; k < 2; k++) {
             const char *lv = json_string_value(json_object_get(logging, levels[k]));
             if (lv && !in_list(lv, (const char *const[]){"TRACE", "DEBUG", "INFO", "WARN", "ERROR",
                                                          "FATAL", NULL}))
-                return validation(
+                return param_validation(
                     err, lv, "loggingConfig",
                     "Member must satisfy enum value set: [TRACE, DEBUG, INFO, WARN, ERROR, FATAL]");
         }
@@ -706,10 +714,11 @@ int apply_configuration(struct lambda *l, json_t *config, json_t *body, int crea
         for (int k = 0; k < 2; k++) {
             const char *lv = json_string_value(json_object_get(logging, levels[k]));
             if (lv && effective && strcmp(effective, "JSON") != 0)
-                return fail(err, 400, "InvalidParameterValueException",
-                            "LogLevel is not supported when LogFormat is set to \"Text\". Remove "
-                            "LogLevel from your request or change the LogFormat to \"JSON\" and "
-                            "try again.");
+                return param_fail(
+                    err, 400, "InvalidParameterValueException",
+                    "LogLevel is not supported when LogFormat is set to \"Text\". Remove "
+                    "LogLevel from your request or change the LogFormat to \"JSON\" and "
+                    "try again.");
             if (lv)
                 json_object_set_new(cur, levels[k], json_string(lv));
             else if (effective && strcmp(effective, "JSON") == 0 &&
@@ -726,12 +735,13 @@ int apply_configuration(struct lambda *l, json_t *config, json_t *body, int crea
         const char *a = json_string_value(json_array_get(arch, 0));
         if (!json_is_array(arch) || json_array_size(arch) != 1 || !a ||
             (strcmp(a, "x86_64") != 0 && strcmp(a, "arm64") != 0))
-            return validation(err, a ? a : "null", "architectures",
-                              "Member must satisfy constraint: [Member must satisfy enum value "
-                              "set: [x86_64, arm64]]");
+            return param_validation(
+                err, a ? a : "null", "architectures",
+                "Member must satisfy constraint: [Member must satisfy enum value "
+                "set: [x86_64, arm64]]");
         if (strcmp(a, "arm64") == 0)
-            return fail(err, 400, "InvalidParameterValueException",
-                        "Architecture arm64 is not supported by this Ignis host (x86_64).");
+            return param_fail(err, 400, "InvalidParameterValueException",
+                              "Architecture arm64 is not supported by this Ignis host (x86_64).");
     }
     static const char *const unsupported[] = {
         "VpcConfig",   "DeadLetterConfig",     "KMSKeyArn", "Layers", "FileSystemConfigs",
@@ -740,8 +750,8 @@ int apply_configuration(struct lambda *l, json_t *config, json_t *body, int crea
         json_t *v = json_object_get(body, *u);
         if (v && !(json_is_array(v) && json_array_size(v) == 0) &&
             !(json_is_object(v) && json_object_size(v) == 0) && !json_is_null(v))
-            return fail(err, 400, "InvalidParameterValueException",
-                        "%s is not supported by Ignis yet.", *u);
+            return param_fail(err, 400, "InvalidParameterValueException",
+                              "%s is not supported by Ignis yet.", *u);
     }
     return 0;
 }

@@ -2,8 +2,10 @@
  * invoke: Lambda's Invoke operation (RequestResponse, Event, DryRun): checks
  * the request as Lambda does, hands the event to the pool and turns the
  * outcome into Invoke's answer (X-Amz-Function-Error, X-Amz-Log-Result,
- * X-Amz-Executed-Version). This is the warm path: no disk, no db, no
- * allocation beyond the invocation itself.
+ * X-Amz-Executed-Version). Through an alias it runs the version the alias's
+ * routing picks; the function sees the ARN as invoked, alias included. This
+ * is the warm path: no disk, no db, no allocation beyond the invocation
+ * itself.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,7 +130,9 @@ void lambda_invoke(struct lambda *l, struct http_req *req, const char *ref)
             inv->invoked_arn = NULL;
     }
     buf_release(&ctx);
-    struct pool_fn *run = function_runner(l, fn, t.version);
+    /* through an alias: its version, or the additional one by its weight */
+    const char *version = t.alias ? alias_route(fn, t.alias, t.version) : t.version;
+    struct pool_fn *run = function_runner(l, fn, version);
     if (!run) {
         invocation_free(inv);
         aws_error(req, AWS_REST_JSON, 500, "ServiceException", "cannot run this version");

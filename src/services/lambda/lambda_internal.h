@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 
+#include "core/buf.h"
 #include "services/lambda/lambda.h"
 
 #define LAMBDA_SYNC_PAYLOAD_MAX 6291456  /* Invoke RequestResponse */
@@ -30,6 +31,8 @@ struct function {
     char code_hex[65];
     json_t *versions;        /* "N" -> {"Configuration", "CodeHex", "SourceRevisionId"} */
     json_int_t last_version; /* highest published number, 0 if none */
+    json_t *aliases;         /* name -> {"Name", "FunctionVersion", "Description", "RoutingConfig"?,
+                                "RevisionId"}: AliasConfiguration without its ARN (aliases.c) */
     struct pool_fn *run;     /* $LATEST: built on first invoke, replaced after updates */
     struct version_run *vruns;
     size_t nvruns;
@@ -74,6 +77,13 @@ struct param_error {
     const char *code;
     char message[1024];
 };
+/* Fills err; returns -1. */
+int param_fail(struct param_error *err, unsigned status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* A ValidationException as Lambda words it: "1 validation error detected:
+ * Value '<value>' at '<field>' failed to satisfy constraint: <constraint>". */
+int param_validation(struct param_error *err, const char *value, const char *field,
+                     const char *constraint);
 /* Extracts the function name from a path segment (name, ARN or partial
  * ARN, percent-encoded); qualifier (may be NULL) receives the qualifier
  * ("$LATEST", "1", an alias) or "". */
@@ -84,18 +94,21 @@ int parse_function_ref(const char *segment, char name[65], char qualifier[130],
 int apply_configuration(struct lambda *l, json_t *config, json_t *body, int creating,
                         struct param_error *err);
 
-/* What a request names: a function and, maybe, one of its versions. */
+/* What a request names: a function and, maybe, one of its versions or
+ * aliases. An alias is resolved to the version it points to (its primary
+ * version: Invoke applies the alias's routing with alias_route). */
 struct fn_target {
     struct function *fn;
-    char qualifier[130]; /* as given: "", "$LATEST" or a version number */
+    char qualifier[130]; /* as given: "", "$LATEST", a version number or an alias */
     const char *version; /* a published version's number, NULL for $LATEST */
+    json_t *alias;       /* the alias named (its record in fn->aliases), or NULL */
     json_t *config;      /* the configuration to show: $LATEST's or the version's */
     const char *code_hex;
 };
 
 /* Resolves a path's function reference (and ?Qualifier) or answers the
  * request with the error and returns NULL. With t NULL only $LATEST may be
- * named (operations that change a function). (api.c) */
+ * named (operations that change a function and the alias operations). (api.c) */
 struct function *lambda_lookup(struct lambda *l, struct http_req *req, const char *ref,
                                struct fn_target *t);
 
@@ -111,9 +124,37 @@ void versions_publish_op(struct lambda *l, struct http_req *req, const char *ref
 /* Deletes one version (DeleteFunction with a Qualifier). */
 int version_delete(struct lambda *l, struct function *fn, const char *version);
 
+/* The request's body as a JSON object, or NULL after answering
+ * InvalidRequestContentException. (api.c) */
+json_t *lambda_parse_body(struct http_req *req);
+/* 0 when body has no RevisionId or the one it has equals have; else answers
+ * PreconditionFailedException and returns -1. (api.c) */
+int lambda_check_revision(struct http_req *req, json_t *body, const char *have);
+
 /* MaxItems of a listing, capped at 50 per page as Lambda does; -1 after
  * answering a bad value. (api.c) */
 int lambda_page_size(struct http_req *req, long *max);
+/* Listings paged by name: the name a request's Marker carries into after
+ * (empty without a Marker), or -1 after answering a bad Marker; and the
+ * NextMarker to answer after last. (api.c) */
+int lambda_page_after(struct http_req *req, struct buf *after);
+void lambda_set_next_marker(json_t *doc, const char *last);
+
+/* aliases (aliases.c) */
+json_t *alias_find(struct function *fn, const char *name);
+/* The version an invocation through alias runs: the alias's primary version
+ * (primary: its number, NULL for $LATEST) or, with the probability of its
+ * weight, the additional version of its RoutingConfig. Never NULL unless
+ * primary is. */
+const char *alias_route(struct function *fn, json_t *alias, const char *primary);
+/* Writes "a, b" (the aliases whose primary or additional version is version)
+ * into out; returns how many there are. */
+int aliases_referencing(struct function *fn, const char *version, char *out, size_t size);
+void aliases_create_op(struct lambda *l, struct http_req *req, const char *ref);
+void aliases_list_op(struct lambda *l, struct http_req *req, const char *ref);
+/* GetAlias, UpdateAlias, DeleteAlias; name is the path segment, as sent. */
+void alias_op(struct lambda *l, struct http_req *req, const char *method, const char *ref,
+              const char *name);
 
 /* handlers */
 void lambda_invoke(struct lambda *l, struct http_req *req, const char *ref);

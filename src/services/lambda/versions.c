@@ -3,7 +3,8 @@
  * CreateFunction and UpdateFunctionCode, ListVersionsByFunction, DeleteFunction
  * with a Qualifier). A version is an immutable snapshot of $LATEST's
  * configuration and code, numbered from 1 and never reused; it lives in the
- * function's record. Aliases and their routing are not here yet.
+ * function's record. A version an alias points to cannot be deleted (see
+ * aliases.c and DeleteFunction in api.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
