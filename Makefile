@@ -86,7 +86,7 @@ format:
 clean:
 	rm -rf build
 
--include $(OBJS:.o=.d) $(BUILD)/src/main.d
+-include $(OBJS:.o=.d) $(BUILD)/src/main.d $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%.d)
 
 # keep unit test objects between runs
 .SECONDARY:

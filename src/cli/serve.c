@@ -58,7 +58,7 @@ int cmd_serve(int argc, char **argv)
 {
     static struct config cfg;
     config_defaults(&cfg);
-    int no_sandbox = 0, scratch_ok = 0;
+    int no_sandbox = 0;
     static const struct option opts[] = {
         {"listen", required_argument, NULL, 'l'},
         {"data-dir", required_argument, NULL, 'd'},
@@ -99,15 +99,9 @@ int cmd_serve(int argc, char **argv)
                   how);
         return 1;
     }
-    if (sandbox) {
+    if (sandbox)
         log_info("functions run sandboxed: %s", how);
-        /* Before any thread: the instances' /tmp mounts stay in the daemon's namespace. */
-        int e = scratch_isolate_mounts();
-        if (e < 0)
-            log_warn("no private mount namespace for the daemon: %s", strerror(-e));
-        else
-            scratch_ok = 1;
-    } else
+    else
         log_warn("*** --no-sandbox: functions run WITHOUT isolation, as this user, with this "
                  "host's files and network. Only for code you trust. ***");
     int rc = mkdir_p(cfg.data_dir, 0700);
@@ -164,7 +158,7 @@ int cmd_serve(int argc, char **argv)
     pool = pool_new(loop, logs, cgname, sandbox);
     if (!wq || !pool)
         goto out;
-    if (scratch_ok) {
+    if (sandbox) {
         char why[512];
         snprintf(path, sizeof(path), "%s/scratch", cfg.data_dir);
         scratch = scratch_pool_new(wq, path, SBX_DEFAULT_TMP_MB, why, sizeof(why));

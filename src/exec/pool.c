@@ -70,7 +70,6 @@ struct instance {
     int init_reported;   /* an INIT_REPORT line was written */
     int exec_errno;      /* why execve failed in the child, or 0 */
     struct cgroup *cg;   /* memory and pids limits; NULL without cgroups */
-    struct scratch *tmp; /* its /tmp (sandboxed, with a scratch pool); NULL: a tmpfs */
     struct buf init_log; /* output before the first invocation, for a failed init's tail */
     int killed;
     struct loop_timer *init_timer;
@@ -534,7 +533,6 @@ static void instance_reap(struct instance *inst, int status)
     if (inst->status_fd >= 0)
         close(inst->status_fd);
     cgroup_destroy(inst->cg); /* kills stragglers, removes the group */
-    scratch_release(pool->scratch, inst->tmp, pool->stopping);
     logstore_stream_close(pool->logs, inst->log);
     buf_release(&inst->out_partial);
     buf_release(&inst->init_error);
@@ -742,14 +740,22 @@ static int launch_forked(struct instance *inst, char **envp, int out[2])
 static int launch_sandboxed(struct instance *inst, char **envp, int out[2], int *exec_errno)
 {
     struct pool_fn *fn = inst->fn;
+    unsigned tmp_mb = fn->tmp_mb ? fn->tmp_mb : SBX_DEFAULT_TMP_MB;
+    int tmp_fd = -1;
+    if (inst->pool->scratch) {
+        tmp_fd = scratch_take(inst->pool->scratch, tmp_mb);
+        if (tmp_fd < 0)
+            log_warn("an instance of %s gets a tmpfs /tmp (counted as memory): %s", fn->name,
+                     strerror(-tmp_fd));
+    }
     struct sbx_spec spec = {
         .argv = fn->argv,
         .envp = envp,
         .code_dir = fn->code_dir,
         .runtime_dir = fn->runtime_dir,
         .cwd = fn->cwd,
-        .tmp_dir = inst->tmp ? scratch_path(inst->tmp) : NULL,
-        .tmp_mb = fn->tmp_mb,
+        .tmp_mount_fd = tmp_fd,
+        .tmp_mb = tmp_mb,
         .uid = SANDBOX_UID,
         .gid = SANDBOX_GID,
         .host_network = fn->host_network,
@@ -759,6 +765,8 @@ static int launch_sandboxed(struct instance *inst, char **envp, int out[2], int 
     struct sbx_child child;
     char err[256];
     int rc = sbx_spawn(&spec, &child, err, sizeof(err));
+    if (tmp_fd >= 0)
+        close(tmp_fd); /* the instance's mount namespace holds it now */
     if (rc < 0) {
         if (child.failed_step == SBX_STEP_EXEC)
             *exec_errno = -rc;
@@ -824,13 +832,6 @@ static int spawn(struct pool_fn *fn, int *exec_errno)
         if (rc < 0)
             goto error;
     }
-    if (pool->scratch) {
-        int err = 0;
-        inst->tmp = scratch_take(pool->scratch, fn->tmp_mb ? fn->tmp_mb : SBX_DEFAULT_TMP_MB, &err);
-        if (!inst->tmp)
-            log_warn("instance of %s gets a tmpfs /tmp (counted as memory): %s", fn->name,
-                     strerror(-err));
-    }
     inst->spawn_us = mono_us();
     rc = pool->sandbox ? launch_sandboxed(inst, envp, out, exec_errno)
                        : launch_forked(inst, envp, out);
@@ -875,7 +876,6 @@ error:
     if (inst->pidfd >= 0)
         close(inst->pidfd);
     cgroup_destroy(inst->cg);
-    scratch_release(pool->scratch, inst->tmp, 0);
     strv_free(envp);
     free(inst);
     return rc;
@@ -1089,6 +1089,8 @@ struct pool_fn *pool_fn_new(struct pool *pool, const struct pool_fn_spec *spec)
     fn->code_dir = strdup(spec->code_dir ? spec->code_dir : spec->cwd);
     fn->runtime_dir = spec->runtime_dir ? strdup(spec->runtime_dir) : NULL;
     fn->tmp_mb = spec->tmp_mb;
+    if (pool->scratch) /* a size not seen yet needs its template made */
+        scratch_prepare(pool->scratch, fn->tmp_mb ? fn->tmp_mb : SBX_DEFAULT_TMP_MB);
     fn->host_network = spec->host_network;
     fn->argv = strv_dup(spec->argv, 0);
     fn->envp = strv_dup(spec->envp, 0);

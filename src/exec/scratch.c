@@ -1,7 +1,7 @@
 /*
  * scratch: disk-backed /tmp filesystems for instances (see scratch.h). Layout under the
- * pool's dir: templates/ (one mkfs'd sparse image per size, kept across restarts), images/
- * (backing files, unlinked once attached: normally empty), mnt/<n> (mount points).
+ * pool's dir: templates/ (one mkfs'd sparse image per size, kept across restarts) and images/
+ * (backing files, unlinked once attached: normally empty).
  */
 #include "exec/scratch.h"
 
@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/loop.h>
+#include <linux/mount.h>
 #include <pthread.h>
 #include <sched.h>
 #include <spawn.h>
@@ -33,15 +34,9 @@
 /* Bump when the template's mkfs options change: old templates are then ignored. */
 #define TEMPLATE_TAG "ext4v1"
 
-struct scratch {
-    struct scratch *next;
-    unsigned size_mb;
-    char path[PATH_MAX];
-};
-
 struct size_slot {
     unsigned size_mb;
-    struct scratch *ready;
+    int ready[READY_PER_SIZE]; /* mounts (fsmount fds) */
     unsigned nready, nmaking;
     int64_t last_used_us;
 };
@@ -55,15 +50,6 @@ struct scratch_pool {
     unsigned nslots;
     int warned; /* a background make failed and was logged */
 };
-
-int scratch_isolate_mounts(void)
-{
-    if (unshare(CLONE_NEWNS) < 0)
-        return -errno;
-    if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
-        return -errno;
-    return 0;
-}
 
 /*=== Making one (any thread) ===*/
 
@@ -207,20 +193,17 @@ static int loop_attach(int backing, char *dev, size_t size)
     return rc;
 }
 
-static int make_scratch(struct scratch_pool *sp, unsigned size_mb, struct scratch **out)
+/* A mounted filesystem of size_mb, as a detached mount (fsmount): attached nowhere until the
+ * instance's sandbox moves it to /tmp inside its own mount namespace. */
+static int make_scratch(struct scratch_pool *sp, unsigned size_mb, int *out)
 {
     char template[PATH_MAX], image[PATH_MAX], dev[32];
     int rc = ensure_template(sp, size_mb, template, sizeof(template));
     if (rc < 0)
         return rc;
-    struct scratch *s = calloc(1, sizeof(*s));
-    if (!s)
-        return -ENOMEM;
-    s->size_mb = size_mb;
     unsigned long id = atomic_fetch_add(&sp->seq, 1);
     snprintf(image, sizeof(image), "%s/images/%lu.img", sp->dir, id);
-    snprintf(s->path, sizeof(s->path), "%s/mnt/%lu", sp->dir, id);
-    int src = -1, dst = -1, loop = -1;
+    int src = -1, dst = -1, loop = -1, fs = -1, mnt = -1, root = -1;
     src = open(template, O_RDONLY | O_CLOEXEC);
     dst = open(image, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (src < 0 || dst < 0) {
@@ -233,46 +216,30 @@ static int make_scratch(struct scratch_pool *sp, unsigned size_mb, struct scratc
     unlink(image); /* the loop device holds it now, or nothing does */
     if (rc < 0)
         goto out;
-    if (mkdir(s->path, 0700) < 0 && errno != EEXIST) {
+    if ((fs = fsopen("ext4", FSOPEN_CLOEXEC)) < 0 ||
+        fsconfig(fs, FSCONFIG_SET_STRING, "source", dev, 0) < 0 ||
+        fsconfig(fs, FSCONFIG_SET_FLAG, "noinit_itable", NULL, 0) < 0 ||
+        fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0 ||
+        (mnt = fsmount(fs, FSMOUNT_CLOEXEC,
+                       MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOATIME)) < 0) {
         rc = -errno;
-        goto out;
-    }
-    if (mount(dev, s->path, "ext4", MS_NOSUID | MS_NODEV | MS_NOATIME, "noinit_itable") < 0) {
-        rc = -errno;
-        rmdir(s->path);
         goto out;
     }
     /* /tmp as Lambda has it: empty, writable by the function's user. */
-    char lost[PATH_MAX + 16];
-    snprintf(lost, sizeof(lost), "%s/lost+found", s->path);
-    rmdir(lost);
-    if (chmod(s->path, 01777) < 0) {
+    root = openat(mnt, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0 || fchmod(root, 01777) < 0) {
         rc = -errno;
-        umount2(s->path, MNT_DETACH);
-        rmdir(s->path);
         goto out;
     }
+    unlinkat(root, "lost+found", AT_REMOVEDIR);
+    *out = mnt;
+    mnt = -1;
     rc = 0;
 out:
-    if (src >= 0)
-        close(src);
-    if (dst >= 0)
-        close(dst);
-    if (loop >= 0)
-        close(loop); /* the mount holds the device; without one it clears itself */
-    if (rc < 0)
-        free(s);
-    else
-        *out = s;
+    for (int *fd = (int[]){src, dst, loop, fs, mnt, root}, i = 0; i < 6; i++)
+        if (fd[i] >= 0)
+            close(fd[i]); /* the mount holds the device; without one it clears itself */
     return rc;
-}
-
-static void unmount_scratch(struct scratch *s)
-{
-    if (umount2(s->path, MNT_DETACH) < 0)
-        log_warn("cannot unmount %s: %s", s->path, strerror(errno));
-    rmdir(s->path);
-    free(s);
 }
 
 /*=== The ready sets (loop thread) ===*/
@@ -291,11 +258,8 @@ static struct size_slot *slot_for(struct scratch_pool *sp, unsigned size_mb, int
                 old = &sp->slots[i];
         if (!old)
             return NULL;
-        while (old->ready) {
-            struct scratch *s = old->ready;
-            old->ready = s->next;
-            scratch_release(sp, s, 0);
-        }
+        while (old->nready > 0)
+            close(old->ready[--old->nready]);
         *old = sp->slots[--sp->nslots];
     }
     struct size_slot *slot = &sp->slots[sp->nslots++];
@@ -306,14 +270,15 @@ static struct size_slot *slot_for(struct scratch_pool *sp, unsigned size_mb, int
 struct make_job {
     struct scratch_pool *sp;
     unsigned size_mb;
-    struct scratch *made;
-    int err;
+    int fd; /* the mount, or -errno */
 };
 
 static void make_work(void *arg)
 {
     struct make_job *job = arg;
-    job->err = make_scratch(job->sp, job->size_mb, &job->made);
+    int rc = make_scratch(job->sp, job->size_mb, &job->fd);
+    if (rc < 0)
+        job->fd = rc;
 }
 
 static void make_done(void *arg)
@@ -323,18 +288,15 @@ static void make_done(void *arg)
     struct size_slot *slot = slot_for(sp, job->size_mb, 0);
     if (slot)
         slot->nmaking--;
-    if (job->err < 0 && !sp->warned) {
-        log_warn("cannot prepare a %u MB /tmp for instances: %s", job->size_mb,
-                 strerror(-job->err));
+    if (job->fd < 0 && !sp->warned) {
+        log_warn("cannot prepare a %u MB /tmp for instances: %s", job->size_mb, strerror(-job->fd));
         sp->warned = 1;
     }
-    if (job->made) {
-        if (slot) {
-            job->made->next = slot->ready;
-            slot->ready = job->made;
-            slot->nready++;
-        } else
-            scratch_release(sp, job->made, 0);
+    if (job->fd >= 0) {
+        if (slot && slot->nready < READY_PER_SIZE)
+            slot->ready[slot->nready++] = job->fd;
+        else
+            close(job->fd);
     }
     free(job);
 }
@@ -364,74 +326,22 @@ void scratch_prepare(struct scratch_pool *sp, unsigned size_mb)
     }
 }
 
-struct scratch *scratch_take(struct scratch_pool *sp, unsigned size_mb, int *err)
+int scratch_take(struct scratch_pool *sp, unsigned size_mb)
 {
     struct size_slot *slot = slot_for(sp, size_mb, 1);
-    struct scratch *s = NULL;
-    if (slot && slot->ready) {
-        s = slot->ready;
-        slot->ready = s->next;
-        slot->nready--;
-        s->next = NULL;
-    } else {
-        int rc = make_scratch(sp, size_mb, &s); /* a burst outran the ready ones */
-        if (rc < 0) {
-            *err = rc;
-            s = NULL;
-        }
-    }
+    int fd, rc;
+    if (slot && slot->nready > 0)
+        fd = slot->ready[--slot->nready];
+    else if ((rc = make_scratch(sp, size_mb, &fd)) < 0) /* a burst outran the ready ones */
+        fd = rc;
     if (slot) {
         slot->last_used_us = mono_us();
         refill(sp, slot);
     }
-    return s;
-}
-
-const char *scratch_path(const struct scratch *s)
-{
-    return s->path;
-}
-
-static void release_work(void *arg)
-{
-    unmount_scratch(arg);
-}
-
-static void release_done(void *arg)
-{
-    (void)arg;
-}
-
-void scratch_release(struct scratch_pool *sp, struct scratch *s, int now)
-{
-    if (!s)
-        return;
-    if (now || workq_submit(sp->wq, release_work, release_done, s) < 0)
-        unmount_scratch(s);
+    return fd;
 }
 
 /*=== Lifecycle ===*/
-
-/* Removes what a previous run left in dir (files, or empty mount points). */
-static void clear_dir(const char *dir, int dirs)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    char path[PATH_MAX + 256];
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-        if (dirs) {
-            umount2(path, MNT_DETACH); /* only if the daemon's namespace was not private */
-            rmdir(path);
-        } else
-            unlink(path);
-    }
-    closedir(d);
-}
 
 struct scratch_pool *scratch_pool_new(struct workq *wq, const char *dir, unsigned default_mb,
                                       char *why, size_t whylen)
@@ -444,7 +354,7 @@ struct scratch_pool *scratch_pool_new(struct workq *wq, const char *dir, unsigne
     sp->wq = wq;
     pthread_mutex_init(&sp->template_lock, NULL);
     char sub[PATH_MAX];
-    static const char *const subdirs[] = {"templates", "images", "mnt"};
+    static const char *const subdirs[] = {"templates", "images"};
     int rc = mkdir_p(dir, 0700);
     char *real = rc == 0 ? realpath(dir, NULL) : NULL;
     if (!real || strlen(real) >= sizeof(sp->dir)) {
@@ -461,12 +371,16 @@ struct scratch_pool *scratch_pool_new(struct workq *wq, const char *dir, unsigne
             goto fail;
         }
     }
+    /* Backing files a killed daemon left between creating and attaching them. */
     snprintf(sub, sizeof(sub), "%s/images", sp->dir);
-    clear_dir(sub, 0);
-    snprintf(sub, sizeof(sub), "%s/mnt", sp->dir);
-    clear_dir(sub, 1);
+    DIR *d = opendir(sub);
+    for (struct dirent *e; d && (e = readdir(d));)
+        if (e->d_name[0] != '.')
+            unlinkat(dirfd(d), e->d_name, 0);
+    if (d)
+        closedir(d);
 
-    struct scratch *first;
+    int first;
     rc = make_scratch(sp, default_mb, &first);
     if (rc < 0) {
         if (rc == -ENOENT && access("/dev/loop-control", F_OK) == 0)
@@ -476,9 +390,7 @@ struct scratch_pool *scratch_pool_new(struct workq *wq, const char *dir, unsigne
         goto fail;
     }
     struct size_slot *slot = slot_for(sp, default_mb, 1);
-    first->next = NULL;
-    slot->ready = first;
-    slot->nready = 1;
+    slot->ready[slot->nready++] = first;
     refill(sp, slot);
     return sp;
 fail:
@@ -492,11 +404,8 @@ void scratch_pool_free(struct scratch_pool *sp)
     if (!sp)
         return;
     for (unsigned i = 0; i < sp->nslots; i++)
-        while (sp->slots[i].ready) {
-            struct scratch *s = sp->slots[i].ready;
-            sp->slots[i].ready = s->next;
-            unmount_scratch(s);
-        }
+        while (sp->slots[i].nready > 0)
+            close(sp->slots[i].ready[--sp->slots[i].nready]);
     pthread_mutex_destroy(&sp->template_lock);
     free(sp);
 }

@@ -6,12 +6,13 @@
  * (a tmpfs would be charged to the instance's memory cgroup: a 128 MB function could not
  * write 128 MB to /tmp).
  *
- * Making one costs about 3 ms (copy the few allocated blocks of a template made once per size
- * with mkfs.ext4, LOOP_CONFIGURE, mount), so a few per size are kept ready, made on the work
- * queue; a cold start takes a ready one, or in a burst makes one on the spot. The mounts live
- * in the daemon's own mount namespace (scratch_isolate_mounts): nothing shows on the host, and
- * a killed daemon leaves nothing behind (its namespace goes, the loop devices clear themselves,
- * the unlinked files are freed).
+ * A filesystem is handed out as a detached mount (fsmount), attached nowhere on the host: the
+ * sandbox moves it to /tmp inside the instance's mount namespace, and it goes away with that
+ * namespace (the loop device clears itself, the unlinked file is freed) — also when the
+ * daemon is killed. Making one costs about 3 ms (copy the few allocated blocks of a template
+ * made once per size with mkfs.ext4, LOOP_CONFIGURE, mount), so a few per size are kept
+ * ready, made on the work queue; a cold start takes a ready one, or in a burst makes one on
+ * the spot.
  *
  * Everything but the work queue's jobs runs on the loop thread.
  */
@@ -23,27 +24,19 @@
 #include "core/workq.h"
 
 struct scratch_pool;
-struct scratch;
 
-/* Moves the calling process into a mount namespace of its own (mounts propagate in from the
- * host, not out). Call before any thread starts. Returns 0 or -errno. */
-int scratch_isolate_mounts(void);
-
-/* A pool keeping its files under dir (created). Makes one scratch of default_mb at once to
- * check the host allows it (loop devices, ext4, mkfs.ext4); NULL with the reason in why if
- * not. */
+/* A pool keeping its files under dir (created). Makes one filesystem of default_mb at once to
+ * check the host allows it (root, loop devices, ext4, mkfs.ext4); NULL with the reason in why
+ * if not. */
 struct scratch_pool *scratch_pool_new(struct workq *wq, const char *dir, unsigned default_mb,
                                       char *why, size_t whylen);
-/* Unmounts what it holds. Every scratch must have been released. */
+/* Closes the filesystems it holds ready. */
 void scratch_pool_free(struct scratch_pool *sp);
 
-/* Scratch of size_mb will be wanted: keep some ready. */
+/* Filesystems of size_mb will be wanted: keep some ready. */
 void scratch_prepare(struct scratch_pool *sp, unsigned size_mb);
-/* A mounted, empty filesystem of size_mb (mode 1777), or NULL with -errno in *err. */
-struct scratch *scratch_take(struct scratch_pool *sp, unsigned size_mb, int *err);
-/* Where it is mounted, on the host (in the daemon's mount namespace). */
-const char *scratch_path(const struct scratch *s);
-/* Unmounts and frees s: on the work queue, or now if now is set (shutdown). */
-void scratch_release(struct scratch_pool *sp, struct scratch *s, int now);
+/* An empty filesystem of size_mb (root dir mode 1777) as a detached mount fd (O_CLOEXEC),
+ * owned by the caller, or -errno. */
+int scratch_take(struct scratch_pool *sp, unsigned size_mb);
 
 #endif

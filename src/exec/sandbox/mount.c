@@ -5,8 +5,8 @@
  * while the host's tree stays reachable at /oldroot: the host's /usr and library dirs
  * (symlinks into /usr are recreated as symlinks), a chosen few /etc entries (never
  * shadow/gshadow; passwd and group are written fresh), the code dir at /var/task and the
- * runtime dir at /var/runtime (read-only binds), /tmp (the caller's scratch dir bound
- * read-write, else a tmpfs with a size limit), a new /proc,
+ * runtime dir at /var/runtime (read-only binds), /tmp (the caller's filesystem moved in,
+ * else a tmpfs with a size limit), a new /proc,
  * and /dev with null, zero, full, random, urandom and the fd symlinks. Then /oldroot is
  * detached and the root remounted read-only: nothing else of the host remains.
  * Staging on the host's /tmp costs nothing visible there: the mount namespace is private, and
@@ -246,9 +246,8 @@ int sbx_mount_plan_build(struct sbx_mount_plan *p, const struct sbx_spec *spec, 
         return rc;
     unsigned tmp_mb = spec->tmp_mb ? spec->tmp_mb : SBX_DEFAULT_TMP_MB;
     rc = plan_add(p, SBX_MOP_MKDIR, "/tmp", NULL, NULL, 0);
-    if (rc == 0 && spec->tmp_dir)
-        rc =
-            plan_add(p, SBX_MOP_BIND_RW, "/tmp", plan_str(p, OLDROOT "%s", spec->tmp_dir), NULL, 0);
+    if (rc == 0 && spec->tmp_mount_fd > 0)
+        rc = plan_add(p, SBX_MOP_MOVE_FD, "/tmp", NULL, NULL, (size_t)spec->tmp_mount_fd);
     else if (rc == 0)
         rc = plan_add(p, SBX_MOP_TMPFS, "/tmp", NULL, plan_str(p, "mode=1777,size=%um", tmp_mb), 0);
     if (rc == 0)
@@ -296,8 +295,10 @@ void sbx_mount_describe(const struct sbx_mount_plan *p, int i, char *buf, size_t
         snprintf(buf, size, "bind %s at %s read-only", b, o->a);
         break;
     case SBX_MOP_BIND_DEV:
-    case SBX_MOP_BIND_RW:
         snprintf(buf, size, "bind %s at %s", b, o->a);
+        break;
+    case SBX_MOP_MOVE_FD:
+        snprintf(buf, size, "move the given filesystem to %s", o->a);
         break;
     case SBX_MOP_TMPFS:
     case SBX_MOP_TMPFS_DEV:
@@ -355,8 +356,9 @@ static int apply_one(const struct sbx_mount_op *o)
         return bind_with(o->b, o->a, MS_RDONLY | MS_NOSUID | MS_NODEV);
     case SBX_MOP_BIND_DEV:
         return bind_with(o->b, o->a, MS_NOSUID | MS_NOEXEC);
-    case SBX_MOP_BIND_RW:
-        return bind_with(o->b, o->a, MS_NOSUID | MS_NODEV);
+    case SBX_MOP_MOVE_FD:
+        return move_mount((int)o->len, "", AT_FDCWD, o->a, MOVE_MOUNT_F_EMPTY_PATH) < 0 ? -errno
+                                                                                        : 0;
     case SBX_MOP_TMPFS:
         return mount("tmpfs", o->a, "tmpfs", MS_NOSUID | MS_NODEV, o->data) < 0 ? -errno : 0;
     case SBX_MOP_TMPFS_DEV:

@@ -2,8 +2,8 @@
  * sandbox: runs one program isolated the way a serverless function's execution environment is:
  * its own mount, PID, IPC, UTS, network and cgroup namespaces; a minimal read-only root built
  * in a fresh tmpfs (the host's /usr and library dirs, a few /etc files, the code dir at
- * /var/task, an optional runtime dir at /var/runtime, a private /tmp (a directory the caller
- * gives, or a size-limited tmpfs), a fresh
+ * /var/task, an optional runtime dir at /var/runtime, a private /tmp (a filesystem the
+ * caller gives, or a size-limited tmpfs), a fresh
  * /proc, a minimal /dev); an unprivileged uid/gid with every capability dropped, no_new_privs,
  * a seccomp filter and RLIMIT_NOFILE 1024. It knows nothing about what it runs.
  *
@@ -58,8 +58,9 @@ struct sbx_spec {
     const char *code_dir;    /* host path, mounted read-only at /var/task */
     const char *runtime_dir; /* host path, mounted read-only at /var/runtime; NULL: none */
     const char *cwd;         /* inside; NULL: /var/task */
-    const char *tmp_dir;     /* host path bound read-write at /tmp (src/exec/scratch); NULL: a
-                                tmpfs of tmp_mb there, which counts against the memory limit */
+    int tmp_mount_fd;        /* > 0: a detached mount (fsmount, open_tree) moved to /tmp, e.g.
+                                from src/exec/scratch; 0 or -1: a tmpfs of tmp_mb there, which
+                                counts against the memory limit */
     unsigned tmp_mb;         /* size of that tmpfs; 0: SBX_DEFAULT_TMP_MB */
     uid_t uid;               /* the program's uid and gid; may not be 0 */
     gid_t gid;

@@ -23,7 +23,7 @@ enum sbx_mop {
     SBX_MOP_MKFILE,     /* create the empty file a (a bind target) */
     SBX_MOP_BIND_RO,    /* bind b at a, read-only, nosuid, nodev */
     SBX_MOP_BIND_DEV,   /* bind the device b at a, nosuid, noexec */
-    SBX_MOP_BIND_RW,    /* bind b at a, writable, nosuid, nodev */
+    SBX_MOP_MOVE_FD,    /* move the detached mount fd (len) to a */
     SBX_MOP_TMPFS,      /* tmpfs at a with options data, nosuid, nodev */
     SBX_MOP_TMPFS_DEV,  /* tmpfs at a with options data, nosuid, noexec (for /dev) */
     SBX_MOP_PROC,       /* a new proc at a */
