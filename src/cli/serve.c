@@ -23,7 +23,6 @@
 #include "edge/edge.h"
 #include "exec/pool.h"
 #include "exec/sandbox/sandbox.h"
-#include "exec/scratch.h"
 #include "services/lambda/lambda.h"
 #include "services/logs/logs.h"
 #include "store/db.h"
@@ -133,7 +132,6 @@ int cmd_serve(int argc, char **argv)
     struct logstore *logs = NULL;
     struct workq *wq = NULL;
     struct pool *pool = NULL;
-    struct scratch_pool *scratch = NULL;
     struct lambda *lambda = NULL;
     struct edge *edge = NULL;
     int sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
@@ -158,16 +156,8 @@ int cmd_serve(int argc, char **argv)
     pool = pool_new(loop, logs, cgname, sandbox);
     if (!wq || !pool)
         goto out;
-    if (sandbox) {
-        char why[512];
-        snprintf(path, sizeof(path), "%s/scratch", cfg.data_dir);
-        scratch = scratch_pool_new(wq, path, SBX_DEFAULT_TMP_MB, why, sizeof(why));
-        if (scratch) {
-            pool_use_scratch(pool, scratch);
-            log_info("instances' /tmp: ext4 on a loop device per instance, under %s", path);
-        } else
-            log_warn("instances' /tmp is a tmpfs, counted against their memory: %s", why);
-    }
+    snprintf(path, sizeof(path), "%s/scratch", cfg.data_dir);
+    pool_prepare_ahead(pool, wq, path);
     lambda = lambda_new(loop, &cfg, db, pool, wq);
     if (!lambda)
         goto out;
@@ -192,7 +182,6 @@ out:
         loop_run_posted(loop);
     lambda_free(lambda);
     pool_free(pool);
-    scratch_pool_free(scratch);
     edge_free(edge);
     logstore_close(logs);
     db_close(db);

@@ -38,6 +38,7 @@
 #include "edge/http.h"
 #include "exec/cgroup.h"
 #include "exec/sandbox/sandbox.h"
+#include "exec/prepared.h"
 #include "exec/scratch.h"
 
 #define RUNTIME_API_PREFIX "/2018-06-01/runtime/"
@@ -101,7 +102,9 @@ struct pool {
     int stopping; /* pool_free: start nothing new */
     int sandbox;  /* instances start through sbx_spawn */
     struct cgroup_root *cg_root;
-    struct scratch_pool *scratch; /* disk-backed /tmp, or NULL: tmpfs */
+    struct scratch *scratch;      /* makes disk-backed /tmp filesystems, or NULL: tmpfs */
+    struct prepared_set *tmp_set; /* ready /tmp filesystems, by size in MB */
+    struct prepared_set *net_set; /* ready network namespaces with their listener */
     unsigned long long spawn_seq;
 };
 
@@ -740,33 +743,41 @@ static int launch_forked(struct instance *inst, char **envp, int out[2])
 static int launch_sandboxed(struct instance *inst, char **envp, int out[2], int *exec_errno)
 {
     struct pool_fn *fn = inst->fn;
+    struct pool *pool = inst->pool;
     unsigned tmp_mb = fn->tmp_mb ? fn->tmp_mb : SBX_DEFAULT_TMP_MB;
-    int tmp_fd = -1;
-    if (inst->pool->scratch) {
-        tmp_fd = scratch_take(inst->pool->scratch, tmp_mb);
-        if (tmp_fd < 0)
-            log_warn("an instance of %s gets a tmpfs /tmp (counted as memory): %s", fn->name,
-                     strerror(-tmp_fd));
-    }
+    struct prepared tmp = {.fd = {-1, -1}}, net = {.fd = {-1, -1}};
+    int rc;
+    if (pool->tmp_set && (rc = prepared_take(pool->tmp_set, tmp_mb, &tmp)) < 0)
+        log_warn("an instance of %s gets a tmpfs /tmp (counted as memory): %s", fn->name,
+                 strerror(-rc));
+    if (pool->net_set && !fn->host_network)
+        prepared_take(pool->net_set, 0, &net); /* else the sandbox makes one */
     struct sbx_spec spec = {
         .argv = fn->argv,
         .envp = envp,
         .code_dir = fn->code_dir,
         .runtime_dir = fn->runtime_dir,
         .cwd = fn->cwd,
-        .tmp_mount_fd = tmp_fd,
+        .tmp_mount_fd = tmp.fd[0],
         .tmp_mb = tmp_mb,
         .uid = SANDBOX_UID,
         .gid = SANDBOX_GID,
         .host_network = fn->host_network,
+        .netns_fd = net.fd[0],
         .stdout_fd = out[1],
         .cg = inst->cg,
     };
     struct sbx_child child;
     char err[256];
-    int rc = sbx_spawn(&spec, &child, err, sizeof(err));
-    if (tmp_fd >= 0)
-        close(tmp_fd); /* the instance's mount namespace holds it now */
+    rc = sbx_spawn(&spec, &child, err, sizeof(err));
+    prepared_close(&tmp); /* the instance's namespaces hold them now */
+    if (net.fd[0] >= 0) {
+        close(net.fd[0]);
+        net.fd[0] = -1;
+        child.api_listen_fd = net.fd[1];
+        if (rc < 0)
+            prepared_close(&net);
+    }
     if (rc < 0) {
         if (child.failed_step == SBX_STEP_EXEC)
             *exec_errno = -rc;
@@ -918,6 +929,15 @@ static void rt_error(struct http_req *req, unsigned status, const char *type, co
     http_reply(req, status, "application/json", body, (size_t)n);
 }
 
+/* Keeps ready what the next cold start of fn will take (src/exec/prepared). */
+static void prepare_next(struct pool *pool, struct pool_fn *fn)
+{
+    if (pool->tmp_set)
+        prepared_want(pool->tmp_set, fn->tmp_mb ? fn->tmp_mb : SBX_DEFAULT_TMP_MB);
+    if (pool->net_set && !fn->host_network)
+        prepared_want(pool->net_set, 0);
+}
+
 static void rt_next(struct instance *inst, struct http_req *req)
 {
     struct pool_fn *fn = inst->fn;
@@ -925,7 +945,8 @@ static void rt_next(struct instance *inst, struct http_req *req)
         rt_error(req, 400, "InvalidRequest", "GET /next is already pending");
         return;
     }
-    if (inst->state == INST_STARTING) {
+    int first = inst->state == INST_STARTING;
+    if (first) {
         inst->init_ms = (double)(mono_us() - inst->spawn_us) / 1000.0;
         inst->report_init = 1;
         if (inst->init_timer) {
@@ -943,10 +964,12 @@ static void rt_next(struct instance *inst, struct http_req *req)
     }
     inst->next_req = req;
     struct invocation *inv = dequeue(fn);
-    if (inv) {
+    if (inv)
         dispatch(inst, inv);
+    if (first) /* replace what its start took, now that it no longer competes with it */
+        prepare_next(inst->pool, fn);
+    if (inv)
         return;
-    }
     set_state(inst, INST_IDLE);
     if (fn->retired) {
         instance_kill(inst);
@@ -1089,8 +1112,8 @@ struct pool_fn *pool_fn_new(struct pool *pool, const struct pool_fn_spec *spec)
     fn->code_dir = strdup(spec->code_dir ? spec->code_dir : spec->cwd);
     fn->runtime_dir = spec->runtime_dir ? strdup(spec->runtime_dir) : NULL;
     fn->tmp_mb = spec->tmp_mb;
-    if (pool->scratch) /* a size not seen yet needs its template made */
-        scratch_prepare(pool->scratch, fn->tmp_mb ? fn->tmp_mb : SBX_DEFAULT_TMP_MB);
+    if (pool->tmp_set) /* a size not seen yet needs its template made */
+        prepared_want(pool->tmp_set, fn->tmp_mb ? fn->tmp_mb : SBX_DEFAULT_TMP_MB);
     fn->host_network = spec->host_network;
     fn->argv = strv_dup(spec->argv, 0);
     fn->envp = strv_dup(spec->envp, 0);
@@ -1208,14 +1231,42 @@ void pool_free(struct pool *pool)
         instance_reap(inst, status);
     }
     http_server_free(pool->rt);
+    prepared_free(pool->tmp_set);
+    prepared_free(pool->net_set);
+    scratch_free(pool->scratch);
     cgroup_teardown(pool->cg_root);
     free(pool->by_fd);
     free(pool);
 }
 
-void pool_use_scratch(struct pool *pool, struct scratch_pool *scratch)
+static int make_netns(void *arg, unsigned key, struct prepared *out)
 {
-    pool->scratch = scratch;
+    (void)arg;
+    (void)key;
+    return sbx_netns_prepare(&out->fd[0], &out->fd[1]);
+}
+
+void pool_prepare_ahead(struct pool *pool, struct workq *wq, const char *scratch_dir)
+{
+    if (!pool->sandbox)
+        return;
+    struct prepared_kind net = {.what = "network namespace", .make = make_netns, .per_key = 2};
+    pool->net_set = prepared_new(wq, &net);
+    if (pool->net_set)
+        prepared_want(pool->net_set, 0);
+    char why[512];
+    pool->scratch = scratch_new(scratch_dir, SBX_DEFAULT_TMP_MB, why, sizeof(why));
+    if (!pool->scratch) {
+        log_warn("instances' /tmp is a tmpfs, counted against their memory: %s", why);
+        return;
+    }
+    struct prepared_kind tmp = {
+        .what = "/tmp filesystem", .make = scratch_make, .arg = pool->scratch, .per_key = 2};
+    pool->tmp_set = prepared_new(wq, &tmp);
+    if (pool->tmp_set)
+        prepared_want(pool->tmp_set, SBX_DEFAULT_TMP_MB);
+    log_info("instances' /tmp: an ext4 filesystem on a loop device each, images under %s",
+             scratch_dir);
 }
 
 int pool_sandboxed(const struct pool *pool)

@@ -22,7 +22,7 @@
 
 struct pool;
 struct pool_fn;
-struct scratch_pool;
+struct workq;
 struct instance;
 
 struct pool_fn_spec {
@@ -82,9 +82,11 @@ struct pool *pool_new(struct loop *loop, struct logstore *logs, const char *cgro
 /* Whether instances run sandboxed: then argv, envp and cwd name paths as the
  * function sees them (/var/task, /var/runtime), not host paths. */
 int pool_sandboxed(const struct pool *pool);
-/* Sandboxed instances get their /tmp from scratch (disk-backed, EphemeralStorage-sized) rather
- * than a tmpfs. The pool does not own it; free it after the pool. */
-void pool_use_scratch(struct pool *pool, struct scratch_pool *scratch);
+/* Sandboxed pools: make what cold starts need ahead on wq (network namespaces, and
+ * disk-backed EphemeralStorage-sized /tmp filesystems with their images under scratch_dir:
+ * without those, /tmp is a tmpfs and the pool says so). wq must outlive the pool's use of it:
+ * free the pool after workq_free and loop_run_posted. */
+void pool_prepare_ahead(struct pool *pool, struct workq *wq, const char *scratch_dir);
 /* Kills every instance and answers every waiting invocation with an error. */
 void pool_free(struct pool *pool);
 /* The Runtime API's port for an instance is opened by the pool. */

@@ -28,27 +28,15 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "exec/prepared.h"
 
-#define READY_PER_SIZE 2
-#define MAX_SIZES 16
 /* Bump when the template's mkfs options change: old templates are then ignored. */
 #define TEMPLATE_TAG "ext4v1"
 
-struct size_slot {
-    unsigned size_mb;
-    int ready[READY_PER_SIZE]; /* mounts (fsmount fds) */
-    unsigned nready, nmaking;
-    int64_t last_used_us;
-};
-
-struct scratch_pool {
-    struct workq *wq;
+struct scratch {
     char dir[PATH_MAX - 64];
     pthread_mutex_t template_lock; /* one mkfs at a time */
     atomic_ulong seq;
-    struct size_slot slots[MAX_SIZES];
-    unsigned nslots;
-    int warned; /* a background make failed and was logged */
 };
 
 /*=== Making one (any thread) ===*/
@@ -100,7 +88,7 @@ static int run_mkfs(const char *image)
 }
 
 /* The template image for size_mb, made on first use. */
-static int ensure_template(struct scratch_pool *sp, unsigned size_mb, char *out, size_t size)
+static int ensure_template(struct scratch *sp, unsigned size_mb, char *out, size_t size)
 {
     snprintf(out, size, "%s/templates/%s-%umb.img", sp->dir, TEMPLATE_TAG, size_mb);
     if (access(out, R_OK) == 0)
@@ -195,7 +183,7 @@ static int loop_attach(int backing, char *dev, size_t size)
 
 /* A mounted filesystem of size_mb, as a detached mount (fsmount): attached nowhere until the
  * instance's sandbox moves it to /tmp inside its own mount namespace. */
-static int make_scratch(struct scratch_pool *sp, unsigned size_mb, int *out)
+static int make_scratch(struct scratch *sp, unsigned size_mb, int *out)
 {
     char template[PATH_MAX], image[PATH_MAX], dev[32];
     int rc = ensure_template(sp, size_mb, template, sizeof(template));
@@ -242,116 +230,20 @@ out:
     return rc;
 }
 
-/*=== The ready sets (loop thread) ===*/
-
-static struct size_slot *slot_for(struct scratch_pool *sp, unsigned size_mb, int create)
-{
-    for (unsigned i = 0; i < sp->nslots; i++)
-        if (sp->slots[i].size_mb == size_mb)
-            return &sp->slots[i];
-    if (!create)
-        return NULL;
-    if (sp->nslots == MAX_SIZES) { /* forget the size least recently used */
-        struct size_slot *old = NULL;
-        for (unsigned i = 0; i < sp->nslots; i++)
-            if (!sp->slots[i].nmaking && (!old || sp->slots[i].last_used_us < old->last_used_us))
-                old = &sp->slots[i];
-        if (!old)
-            return NULL;
-        while (old->nready > 0)
-            close(old->ready[--old->nready]);
-        *old = sp->slots[--sp->nslots];
-    }
-    struct size_slot *slot = &sp->slots[sp->nslots++];
-    *slot = (struct size_slot){.size_mb = size_mb};
-    return slot;
-}
-
-struct make_job {
-    struct scratch_pool *sp;
-    unsigned size_mb;
-    int fd; /* the mount, or -errno */
-};
-
-static void make_work(void *arg)
-{
-    struct make_job *job = arg;
-    int rc = make_scratch(job->sp, job->size_mb, &job->fd);
-    if (rc < 0)
-        job->fd = rc;
-}
-
-static void make_done(void *arg)
-{
-    struct make_job *job = arg;
-    struct scratch_pool *sp = job->sp;
-    struct size_slot *slot = slot_for(sp, job->size_mb, 0);
-    if (slot)
-        slot->nmaking--;
-    if (job->fd < 0 && !sp->warned) {
-        log_warn("cannot prepare a %u MB /tmp for instances: %s", job->size_mb, strerror(-job->fd));
-        sp->warned = 1;
-    }
-    if (job->fd >= 0) {
-        if (slot && slot->nready < READY_PER_SIZE)
-            slot->ready[slot->nready++] = job->fd;
-        else
-            close(job->fd);
-    }
-    free(job);
-}
-
-static void refill(struct scratch_pool *sp, struct size_slot *slot)
-{
-    while (slot->nready + slot->nmaking < READY_PER_SIZE) {
-        struct make_job *job = calloc(1, sizeof(*job));
-        if (!job)
-            return;
-        job->sp = sp;
-        job->size_mb = slot->size_mb;
-        if (workq_submit(sp->wq, make_work, make_done, job) < 0) {
-            free(job);
-            return;
-        }
-        slot->nmaking++;
-    }
-}
-
-void scratch_prepare(struct scratch_pool *sp, unsigned size_mb)
-{
-    struct size_slot *slot = slot_for(sp, size_mb, 1);
-    if (slot) {
-        slot->last_used_us = mono_us();
-        refill(sp, slot);
-    }
-}
-
-int scratch_take(struct scratch_pool *sp, unsigned size_mb)
-{
-    struct size_slot *slot = slot_for(sp, size_mb, 1);
-    int fd, rc;
-    if (slot && slot->nready > 0)
-        fd = slot->ready[--slot->nready];
-    else if ((rc = make_scratch(sp, size_mb, &fd)) < 0) /* a burst outran the ready ones */
-        fd = rc;
-    if (slot) {
-        slot->last_used_us = mono_us();
-        refill(sp, slot);
-    }
-    return fd;
-}
-
 /*=== Lifecycle ===*/
 
-struct scratch_pool *scratch_pool_new(struct workq *wq, const char *dir, unsigned default_mb,
-                                      char *why, size_t whylen)
+int scratch_make(void *arg, unsigned size_mb, struct prepared *out)
 {
-    struct scratch_pool *sp = calloc(1, sizeof(*sp));
+    return make_scratch(arg, size_mb, &out->fd[0]);
+}
+
+struct scratch *scratch_new(const char *dir, unsigned probe_mb, char *why, size_t whylen)
+{
+    struct scratch *sp = calloc(1, sizeof(*sp));
     if (!sp) {
         snprintf(why, whylen, "%s", strerror(ENOMEM));
         return NULL;
     }
-    sp->wq = wq;
     pthread_mutex_init(&sp->template_lock, NULL);
     char sub[PATH_MAX];
     static const char *const subdirs[] = {"templates", "images"};
@@ -380,8 +272,8 @@ struct scratch_pool *scratch_pool_new(struct workq *wq, const char *dir, unsigne
     if (d)
         closedir(d);
 
-    int first;
-    rc = make_scratch(sp, default_mb, &first);
+    int probe;
+    rc = make_scratch(sp, probe_mb, &probe);
     if (rc < 0) {
         if (rc == -ENOENT && access("/dev/loop-control", F_OK) == 0)
             snprintf(why, whylen, "mkfs.ext4 not found (Debian package e2fsprogs)");
@@ -389,9 +281,7 @@ struct scratch_pool *scratch_pool_new(struct workq *wq, const char *dir, unsigne
             snprintf(why, whylen, "a loop-mounted ext4 filesystem: %s", strerror(-rc));
         goto fail;
     }
-    struct size_slot *slot = slot_for(sp, default_mb, 1);
-    slot->ready[slot->nready++] = first;
-    refill(sp, slot);
+    close(probe);
     return sp;
 fail:
     pthread_mutex_destroy(&sp->template_lock);
@@ -399,13 +289,10 @@ fail:
     return NULL;
 }
 
-void scratch_pool_free(struct scratch_pool *sp)
+void scratch_free(struct scratch *sp)
 {
     if (!sp)
         return;
-    for (unsigned i = 0; i < sp->nslots; i++)
-        while (sp->slots[i].nready > 0)
-            close(sp->slots[i].ready[--sp->slots[i].nready]);
     pthread_mutex_destroy(&sp->template_lock);
     free(sp);
 }

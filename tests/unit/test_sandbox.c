@@ -137,7 +137,7 @@ static int run_spec(struct sbx_spec *s, char *out, size_t outsz, int *api_fd)
         *api_fd = c.api_listen_fd;
     else if (c.api_listen_fd >= 0)
         close(c.api_listen_fd);
-    if (s->host_network)
+    if (s->host_network || s->netns_fd > 0) /* none, or the caller's */
         assert_int_equal(c.api_listen_fd, -1);
     else
         assert_true(c.api_listen_fd >= 0);
@@ -292,11 +292,11 @@ static int host_listener(int *port)
     return fd;
 }
 
-static void test_network_isolated(void **state)
+/* Only loopback inside; what the program sends to 127.0.0.1:9001 reaches the listener, made
+ * by the child or (prepared) by sbx_netns_prepare beforehand. */
+static void check_network_isolated(int prepared)
 {
-    (void)state;
-    REQUIRE_SANDBOX();
-    int port, hfd = host_listener(&port);
+    int port, hfd = host_listener(&port), ns = -1, lfd = -1;
     char script[512], out[4096];
     snprintf(script, sizeof(script),
              "bash -c 'exec 3<>/dev/tcp/127.0.0.1/%d' 2>/dev/null && echo host-reached || "
@@ -306,8 +306,17 @@ static void test_network_isolated(void **state)
     char *const argv[] = {"/bin/sh", "-c", script, NULL};
     struct sbx_spec s;
     default_spec(&s, argv);
+    if (prepared) {
+        assert_int_equal(sbx_netns_prepare(&ns, &lfd), 0);
+        s.netns_fd = ns;
+    }
     int api = -1;
     assert_int_equal(run_spec(&s, out, sizeof(out), &api), 0);
+    if (prepared) {
+        assert_int_equal(api, -1); /* the caller has it already */
+        close(ns);
+        api = lfd;
+    }
     print_message("%s", out);
     expect_in(out, "host-unreachable");
     expect_in(out, "api-sent");
@@ -325,6 +334,25 @@ static void test_network_isolated(void **state)
     close(c);
     close(api);
     close(hfd);
+}
+
+static void test_network_isolated(void **state)
+{
+    (void)state;
+    REQUIRE_SANDBOX();
+    check_network_isolated(0);
+}
+
+static void test_network_prepared(void **state)
+{
+    (void)state;
+    REQUIRE_SANDBOX();
+    /* the calling thread stays in its own network namespace */
+    struct stat before, after;
+    assert_int_equal(stat("/proc/thread-self/ns/net", &before), 0);
+    check_network_isolated(1);
+    assert_int_equal(stat("/proc/thread-self/ns/net", &after), 0);
+    assert_true(before.st_ino == after.st_ino);
 }
 
 static void test_host_network(void **state)
@@ -570,17 +598,12 @@ static void test_spawn_cost(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_pid_namespace),
-        cmocka_unit_test(test_filesystem),
-        cmocka_unit_test(test_tmp_limit),
-        cmocka_unit_test(test_credentials),
-        cmocka_unit_test(test_seccomp),
-        cmocka_unit_test(test_network_isolated),
-        cmocka_unit_test(test_host_network),
-        cmocka_unit_test(test_python_boto3),
-        cmocka_unit_test(test_node),
-        cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_cgroup_namespace),
+        cmocka_unit_test(test_pid_namespace),    cmocka_unit_test(test_filesystem),
+        cmocka_unit_test(test_tmp_limit),        cmocka_unit_test(test_credentials),
+        cmocka_unit_test(test_seccomp),          cmocka_unit_test(test_network_isolated),
+        cmocka_unit_test(test_network_prepared), cmocka_unit_test(test_host_network),
+        cmocka_unit_test(test_python_boto3),     cmocka_unit_test(test_node),
+        cmocka_unit_test(test_errors),           cmocka_unit_test(test_cgroup_namespace),
         cmocka_unit_test(test_spawn_cost),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -4,12 +4,16 @@
  * namespace, and passing it to the parent over a unix socket with SCM_RIGHTS. A listener keeps
  * its namespace: the parent accepts on it what the sandboxed program connects to at
  * 127.0.0.1:port. Nothing here configures any other interface or route: the namespace has no
- * way out. With host_network none of this runs.
+ * way out. With host_network none of this runs. sbx_netns_prepare makes the same namespace
+ * and listener ahead of time, on the calling thread, for a child to join (setns).
  */
 #include "exec/sandbox/sandbox_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <net/if.h>
+#include <sched.h>
+#include <stdlib.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -103,4 +107,34 @@ int sbx_net_recv_fd(int sock)
     int fd;
     memcpy(&fd, CMSG_DATA(h), sizeof(int));
     return fd;
+}
+
+int sbx_netns_prepare(int *ns_fd, int *listen_fd)
+{
+    *ns_fd = *listen_fd = -1;
+    int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (home < 0)
+        return -errno;
+    int rc = 0;
+    if (unshare(CLONE_NEWNET) < 0) {
+        rc = -errno;
+        close(home);
+        return rc;
+    }
+    if ((rc = sbx_net_loopback_up()) == 0 &&
+        (rc = *listen_fd = sbx_net_listen_loopback(SBX_API_PORT)) >= 0) {
+        *ns_fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+        rc = *ns_fd < 0 ? -errno : 0;
+    }
+    if (setns(home, CLONE_NEWNET) < 0) /* this thread must not stay in there */
+        abort();
+    close(home);
+    if (rc < 0) {
+        if (*listen_fd >= 0)
+            close(*listen_fd);
+        if (*ns_fd >= 0)
+            close(*ns_fd);
+        *ns_fd = *listen_fd = -1;
+    }
+    return rc < 0 ? rc : 0;
 }

@@ -3,7 +3,8 @@
  * parent (the mount plan, the seccomp program, pipes), then clone creates the child in new
  * mount, PID, IPC, UTS and (unless host_network) network namespaces, and the child applies
  * the facilities in order: signals reset, process group, cgroup then cgroup namespace, stdio,
- * hostname, network (lo up, listener passed to the parent), mounts and pivot_root, cwd,
+ * hostname, network (lo up, listener passed to the parent; or join a namespace prepared with
+ * sbx_netns_prepare), mounts and pivot_root, cwd,
  * rlimits, bounding set, uid/gid, capabilities, no_new_privs, seccomp, execve. The child
  * reports the first failure as {step, errno, mount op} over a close-on-exec pipe; EOF means
  * execve succeeded. The facilities live in mount.c, net.c, caps.c, seccomp.c and rlimit.c;
@@ -60,6 +61,7 @@ static const char *const step_names[] = {
     [SBX_STEP_NET_LO] = "bring lo up",
     [SBX_STEP_NET_LISTEN] = "listen on 127.0.0.1",
     [SBX_STEP_NET_SEND] = "pass the listener",
+    [SBX_STEP_NET_JOIN] = "join the prepared network namespace",
     [SBX_STEP_MOUNT] = "mount",
     [SBX_STEP_CHDIR] = "chdir",
     [SBX_STEP_RLIMIT] = "setrlimit",
@@ -133,7 +135,10 @@ static int child_main(void *arg)
     if (sethostname(SBX_HOSTNAME, sizeof(SBX_HOSTNAME) - 1) < 0)
         child_fail(c, SBX_STEP_HOSTNAME, -errno, idx);
 
-    if (!s->host_network) {
+    if (!s->host_network && s->netns_fd > 0) {
+        if (setns(s->netns_fd, CLONE_NEWNET) < 0)
+            child_fail(c, SBX_STEP_NET_JOIN, -errno, idx);
+    } else if (!s->host_network) {
         if ((rc = sbx_net_loopback_up()) < 0)
             child_fail(c, SBX_STEP_NET_LO, rc, idx);
         int lfd = sbx_net_listen_loopback(SBX_API_PORT);
@@ -200,6 +205,7 @@ int sbx_spawn(const struct sbx_spec *spec, struct sbx_child *out, char *err, siz
     rc = check_spec(spec, err, errlen);
     if (rc < 0)
         return rc;
+    int own_netns = !spec->host_network && spec->netns_fd <= 0; /* made by the child */
     const struct sock_fprog *filter = sbx_seccomp_filter(&rc);
     if (!filter) {
         snprintf(err, errlen, "seccomp filter: %s", strerror(-rc));
@@ -214,7 +220,7 @@ int sbx_spawn(const struct sbx_spec *spec, struct sbx_child *out, char *err, siz
     if (rc < 0)
         goto out;
     if (pipe2(report, O_CLOEXEC) < 0 ||
-        (!spec->host_network && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sock) < 0) ||
+        (own_netns && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sock) < 0) ||
         (devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
         rc = -errno;
         snprintf(err, errlen, "pipes: %s", strerror(-rc));
@@ -236,7 +242,7 @@ int sbx_spawn(const struct sbx_spec *spec, struct sbx_child *out, char *err, siz
         goto out;
     }
     int flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC |
-                CLONE_NEWUTS | (spec->host_network ? 0 : CLONE_NEWNET) | SIGCHLD;
+                CLONE_NEWUTS | (own_netns ? CLONE_NEWNET : 0) | SIGCHLD;
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old); /* no handler of ours may run in the child */
@@ -282,7 +288,7 @@ int sbx_spawn(const struct sbx_spec *spec, struct sbx_child *out, char *err, siz
         snprintf(err, errlen, "child report: %s", strerror(-rc));
         goto kill;
     }
-    if (!spec->host_network) {
+    if (own_netns) {
         int lfd = sbx_net_recv_fd(sock[0]);
         if (lfd < 0) {
             rc = lfd;

@@ -41,7 +41,8 @@ enum sbx_step {
     SBX_STEP_NET_LO,
     SBX_STEP_NET_LISTEN,
     SBX_STEP_NET_SEND,
-    SBX_STEP_MOUNT, /* the message names the mount operation */
+    SBX_STEP_NET_JOIN, /* setns into sbx_spec.netns_fd */
+    SBX_STEP_MOUNT,    /* the message names the mount operation */
     SBX_STEP_CHDIR,
     SBX_STEP_RLIMIT,
     SBX_STEP_BOUNDING,
@@ -65,6 +66,9 @@ struct sbx_spec {
     uid_t uid;               /* the program's uid and gid; may not be 0 */
     gid_t gid;
     int host_network;        /* 1: share the caller's network namespace */
+    int netns_fd;            /* > 0: join this network namespace from sbx_netns_prepare, whose
+                                listener the caller keeps, instead of making one (saves about
+                                1 ms); 0 or -1: a new one */
     int stdout_fd;           /* becomes fds 1 and 2 (stdin is /dev/null); -1: inherit; not 0 */
     const struct cgroup *cg; /* entered before anything else; NULL: none. The caller still
                                 calls cgroup_attach_done() after sbx_spawn returns. */
@@ -93,6 +97,12 @@ enum sbx_support {
     SBX_SUPPORT_ROOT = 1,  /* root with all namespaces and seccomp: sbx_spawn works */
     SBX_SUPPORT_USERNS = 2 /* unprivileged user namespaces only: not supported yet */
 };
+
+/* Makes a network namespace as a sandbox gets it (only `lo`, up) and a listener on
+ * 127.0.0.1:SBX_API_PORT inside it, for sbx_spec.netns_fd, without leaving the calling thread
+ * in it. Both fds O_CLOEXEC (the listener also O_NONBLOCK); the listener keeps the namespace
+ * alive. Thread-safe. Returns 0 or -errno. */
+int sbx_netns_prepare(int *ns_fd, int *listen_fd);
 
 /* What this host allows, with a one-line description in desc. Forks once (call it at startup,
  * not on a hot path). Returns an enum sbx_support. */
