@@ -98,9 +98,14 @@ int cmd_serve(int argc, char **argv)
                   how);
         return 1;
     }
-    if (sandbox)
+    if (sandbox) {
         log_info("functions run sandboxed: %s", how);
-    else
+        int e = sbx_isolate_mounts(); /* before any thread starts */
+        if (e < 0) {
+            log_error("cannot make a mount namespace for the sandboxes: %s", strerror(-e));
+            return 1;
+        }
+    } else
         log_warn("*** --no-sandbox: functions run WITHOUT isolation, as this user, with this "
                  "host's files and network. Only for code you trust. ***");
     int rc = mkdir_p(cfg.data_dir, 0700);
@@ -153,11 +158,17 @@ int cmd_serve(int argc, char **argv)
     char cgname[32];
     snprintf(cgname, sizeof(cgname), "ignis-%d", port);
     wq = workq_new(loop, 2);
-    pool = pool_new(loop, logs, cgname, sandbox);
+    snprintf(path, sizeof(path), "%s/sandbox", cfg.data_dir);
+    char *sandbox_dir = NULL; /* absolute: the sandboxes' root is found by it */
+    if (sandbox && (mkdir_p(path, 0700) < 0 || !(sandbox_dir = realpath(path, NULL)))) {
+        log_error("cannot create %s", path);
+        goto out;
+    }
+    pool = pool_new(loop, logs, cgname, sandbox_dir);
+    free(sandbox_dir);
     if (!wq || !pool)
         goto out;
-    snprintf(path, sizeof(path), "%s/scratch", cfg.data_dir);
-    pool_prepare_ahead(pool, wq, path);
+    pool_prepare_ahead(pool, wq);
     lambda = lambda_new(loop, &cfg, db, pool, wq);
     if (!lambda)
         goto out;

@@ -49,6 +49,10 @@
 #define DEFAULT_MAX_INSTANCES 64
 #define MAX_CONNS_PER_INSTANCE 4
 
+/* The uid/gid sandboxed instances run as (Lambda's sbx_user1051 is 993). */
+#define SANDBOX_UID 993
+#define SANDBOX_GID 993
+
 enum instance_state { INST_STARTING, INST_IDLE, INST_BUSY, INST_BETWEEN };
 
 struct instance {
@@ -101,6 +105,8 @@ struct pool {
     struct instance *all;
     int stopping; /* pool_free: start nothing new */
     int sandbox;  /* instances start through sbx_spawn */
+    struct sbx_root *root;
+    char sandbox_dir[4000];
     struct cgroup_root *cg_root;
     struct scratch *scratch;      /* makes disk-backed /tmp filesystems, or NULL: tmpfs */
     struct prepared_set *tmp_set; /* ready /tmp filesystems, by size in MB */
@@ -659,10 +665,6 @@ static void stream_name(const char *version, char out[96])
     snprintf(out, 96, "%s/[%.16s]%s", day, version, hex);
 }
 
-/* The uid/gid sandboxed instances run as (Lambda's sbx_user1051 is 993). */
-#define SANDBOX_UID 993
-#define SANDBOX_GID 993
-
 /* Starts the process without isolation: fork, own process group, execve.
  * An exec failure comes back over a close-on-exec pipe and is answered when
  * the process exits (instance_reap). */
@@ -753,6 +755,7 @@ static int launch_sandboxed(struct instance *inst, char **envp, int out[2], int 
     if (pool->net_set && !fn->host_network)
         prepared_take(pool->net_set, 0, &net); /* else the sandbox makes one */
     struct sbx_spec spec = {
+        .root = pool->root,
         .argv = fn->argv,
         .envp = envp,
         .code_dir = fn->code_dir,
@@ -1186,14 +1189,25 @@ void invocation_free(struct invocation *inv)
 /*=== Pool ===*/
 
 struct pool *pool_new(struct loop *loop, struct logstore *logs, const char *cgroup_name,
-                      int sandbox)
+                      const char *sandbox_dir)
 {
     struct pool *pool = calloc(1, sizeof(*pool));
     if (!pool)
         return NULL;
     pool->loop = loop;
     pool->logs = logs;
-    pool->sandbox = sandbox;
+    if (sandbox_dir) {
+        char dir[4096], err[512];
+        snprintf(dir, sizeof(dir), "%s/root", sandbox_dir);
+        pool->root = sbx_root_new(dir, SANDBOX_UID, SANDBOX_GID, err, sizeof(err));
+        if (!pool->root) {
+            log_error("cannot make the sandboxes' root: %s", err);
+            free(pool);
+            return NULL;
+        }
+        snprintf(pool->sandbox_dir, sizeof(pool->sandbox_dir), "%s", sandbox_dir);
+        pool->sandbox = 1;
+    }
     struct http_server_opts opts = {
         .listen_fd = -1,
         .handler = rt_handle,
@@ -1202,6 +1216,7 @@ struct pool *pool_new(struct loop *loop, struct logstore *logs, const char *cgro
     };
     pool->rt = http_server_new(loop, &opts);
     if (!pool->rt) {
+        sbx_root_free(pool->root);
         free(pool);
         return NULL;
     }
@@ -1234,6 +1249,7 @@ void pool_free(struct pool *pool)
     prepared_free(pool->tmp_set);
     prepared_free(pool->net_set);
     scratch_free(pool->scratch);
+    sbx_root_free(pool->root);
     cgroup_teardown(pool->cg_root);
     free(pool->by_fd);
     free(pool);
@@ -1246,10 +1262,12 @@ static int make_netns(void *arg, unsigned key, struct prepared *out)
     return sbx_netns_prepare(&out->fd[0], &out->fd[1]);
 }
 
-void pool_prepare_ahead(struct pool *pool, struct workq *wq, const char *scratch_dir)
+void pool_prepare_ahead(struct pool *pool, struct workq *wq)
 {
     if (!pool->sandbox)
         return;
+    char scratch_dir[4096 + 16];
+    snprintf(scratch_dir, sizeof(scratch_dir), "%s/scratch", pool->sandbox_dir);
     struct prepared_kind net = {.what = "network namespace", .make = make_netns, .per_key = 2};
     pool->net_set = prepared_new(wq, &net);
     if (pool->net_set)

@@ -72,21 +72,22 @@ struct invocation {
     int64_t deadline_ms;
 };
 
-/* sandbox: start instances isolated (src/exec/sandbox); 0 runs them as
- * plain processes (ignis serve --no-sandbox).
+/* sandbox_dir: start instances isolated (src/exec/sandbox), with what that
+ * needs under this dir (the sandboxes' root; call sbx_isolate_mounts first);
+ * NULL runs them as plain processes (ignis serve --no-sandbox).
  * cgroup_name: this daemon's group for instance limits, stable across
  * restarts (leftovers of a crashed run under it are cleaned up). Without
  * usable cgroups instances run unlimited and the pool says so. */
 struct pool *pool_new(struct loop *loop, struct logstore *logs, const char *cgroup_name,
-                      int sandbox);
+                      const char *sandbox_dir);
 /* Whether instances run sandboxed: then argv, envp and cwd name paths as the
  * function sees them (/var/task, /var/runtime), not host paths. */
 int pool_sandboxed(const struct pool *pool);
 /* Sandboxed pools: make what cold starts need ahead on wq (network namespaces, and
- * disk-backed EphemeralStorage-sized /tmp filesystems with their images under scratch_dir:
- * without those, /tmp is a tmpfs and the pool says so). wq must outlive the pool's use of it:
- * free the pool after workq_free and loop_run_posted. */
-void pool_prepare_ahead(struct pool *pool, struct workq *wq, const char *scratch_dir);
+ * disk-backed EphemeralStorage-sized /tmp filesystems with their images under the sandbox
+ * dir: without those, /tmp is a tmpfs and the pool says so). wq must outlive the pool's use
+ * of it: free the pool after workq_free and loop_run_posted. */
+void pool_prepare_ahead(struct pool *pool, struct workq *wq);
 /* Kills every instance and answers every waiting invocation with an error. */
 void pool_free(struct pool *pool);
 /* The Runtime API's port for an instance is opened by the pool. */

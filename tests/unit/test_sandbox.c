@@ -35,6 +35,7 @@
 
 static int support;
 static char probe_desc[256];
+static struct sbx_root *root;
 static char base[64], code_dir[128], runtime_dir[128], data_dir[128];
 static char *const no_env[] = {"PATH=/usr/bin:/bin", "LANG=C.UTF-8", NULL};
 
@@ -77,12 +78,22 @@ static int group_setup(void **state)
     write_file(p, "secret\n", 0600);
     snprintf(p, sizeof(p), "%s/bootstrap", runtime_dir);
     write_file(p, "#!/bin/sh\necho bootstrap ran as $(id -u)\n", 0755);
+    if (support == SBX_SUPPORT_ROOT) {
+        char err[512];
+        snprintf(p, sizeof(p), "%s/root", base);
+        if (sbx_isolate_mounts() < 0 ||
+            !(root = sbx_root_new(p, TEST_UID, TEST_GID, err, sizeof(err)))) {
+            print_message("sandbox root: %s\n", err);
+            return -1;
+        }
+    }
     return 0;
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
+    sbx_root_free(root);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", base);
     return system(cmd) == 0 ? 0 : -1;
@@ -90,7 +101,8 @@ static int group_teardown(void **state)
 
 static void default_spec(struct sbx_spec *s, char *const *argv)
 {
-    *s = (struct sbx_spec){.argv = argv,
+    *s = (struct sbx_spec){.root = root,
+                           .argv = argv,
                            .envp = no_env,
                            .code_dir = code_dir,
                            .runtime_dir = runtime_dir,

@@ -1,17 +1,20 @@
 /*
- * mount: the sandbox's filesystem. Owns the plan of the root (built in the parent, where
- * lstat, realpath and snprintf are allowed) and its application in the child (only mkdir,
- * mount, pivot_root and friends). The root is a fresh tmpfs that becomes "/" by pivot_root
- * while the host's tree stays reachable at /oldroot: the host's /usr and library dirs
- * (symlinks into /usr are recreated as symlinks), a chosen few /etc entries (never
- * shadow/gshadow; passwd and group are written fresh), the code dir at /var/task and the
- * runtime dir at /var/runtime (read-only binds), /tmp (the caller's filesystem moved in,
- * else a tmpfs with a size limit), a new /proc,
- * and /dev with null, zero, full, random, urandom and the fd symlinks. Then /oldroot is
- * detached and the root remounted read-only: nothing else of the host remains.
- * Staging on the host's /tmp costs nothing visible there: the mount namespace is private, and
- * pivot_root moves the staging tmpfs away from /tmp, so /oldroot/tmp is the host's /tmp.
+ * mount: the sandbox's filesystem. Owns the root every sandbox starts from (sbx_root_new) and
+ * the per-instance plan (built in the parent, where lstat, realpath and snprintf are allowed)
+ * applied in the child (only mount, pivot_root and friends).
+ *
+ * The root is made once, in the daemon's own mount namespace: a tmpfs holding the host's /usr
+ * and library dirs (read-only binds; symlinks into /usr recreated as symlinks), a chosen few
+ * /etc entries (never shadow/gshadow; passwd and group written fresh), /dev with null, zero,
+ * full, random, urandom and the fd symlinks, and empty mount points; then it is made
+ * read-only. Each child, in its copy of that namespace, binds the code dir at /var/task and
+ * the runtime dir at /var/runtime (read-only), moves the caller's filesystem to /tmp (else a
+ * size-limited tmpfs), mounts a new /proc, and pivots into the root, detaching everything
+ * else: nothing more of the host remains. That is six mount calls per instance instead of the
+ * ~80 of building the root each time.
  * Mounts below a bound dir (MS_REC) stay as writable as they were; Debian's /usr has none.
+ * The root is a snapshot of /etc at start: a replaced file (a new resolv.conf) is seen after a
+ * restart.
  */
 #include "exec/sandbox/sandbox_internal.h"
 
@@ -27,9 +30,6 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-
-#define OLDROOT "/oldroot"
-#define STAGE_DIR "/tmp"
 
 /* /etc entries bound (files, dirs) or recreated (symlinks into /usr); missing ones skipped.
  * Plus every /etc/python3* entry (sitecustomize, Debian's python config). */
@@ -82,6 +82,12 @@ static const char *plan_str(struct sbx_mount_plan *p, const char *fmt, ...)
     return s;
 }
 
+/* inside, under the root being planned for */
+static const char *plan_at(struct sbx_mount_plan *p, const char *inside)
+{
+    return plan_str(p, "%s%s", p->at, inside);
+}
+
 static int plan_add(struct sbx_mount_plan *p, enum sbx_mop op, const char *a, const char *b,
                     const char *data, size_t len)
 {
@@ -118,24 +124,24 @@ static int plan_host(struct sbx_mount_plan *p, const char *host, const char *ins
             goto out;
         }
         target[n] = 0;
-        rc = plan_add(p, SBX_MOP_SYMLINK, plan_str(p, "%s", inside), plan_str(p, "%s", target),
-                      NULL, 0);
+        rc = plan_add(p, SBX_MOP_SYMLINK, plan_at(p, inside), plan_str(p, "%s", target), NULL, 0);
         goto out;
     }
     if (stat(real, &st) < 0) {
         rc = -errno;
         goto out;
     }
-    const char *a = plan_str(p, "%s", inside);
+    const char *a = plan_at(p, inside);
     rc = plan_add(p, S_ISDIR(st.st_mode) ? SBX_MOP_MKDIR : SBX_MOP_MKFILE, a, NULL, NULL, 0);
     if (rc == 0)
-        rc = plan_add(p, SBX_MOP_BIND_RO, a, plan_str(p, OLDROOT "%s", real), NULL, 0);
+        rc = plan_add(p, SBX_MOP_BIND_RO, a, plan_str(p, "%s", real), NULL, 0);
 out:
     free(real);
     return rc;
 }
 
-/* A host dir given by the caller (code, runtime): must exist and be a directory. */
+/* A host dir given by the caller (code, runtime): must exist and be a directory; its mount
+ * point exists in the root. */
 static int plan_dir(struct sbx_mount_plan *p, const char *what, const char *host,
                     const char *inside, char *err, size_t errlen)
 {
@@ -148,27 +154,24 @@ static int plan_dir(struct sbx_mount_plan *p, const char *what, const char *host
         rc = -errno;
     else if (!S_ISDIR(st.st_mode))
         rc = -ENOTDIR;
-    if (rc == 0) {
-        const char *a = plan_str(p, "%s", inside);
-        rc = plan_add(p, SBX_MOP_MKDIR, a, NULL, NULL, 0);
-        if (rc == 0)
-            rc = plan_add(p, SBX_MOP_BIND_RO, a, plan_str(p, OLDROOT "%s", real), NULL, 0);
-    }
+    if (rc == 0)
+        rc = plan_add(p, SBX_MOP_BIND_RO, plan_at(p, inside), plan_str(p, "%s", real), NULL, 0);
     if (rc < 0)
         snprintf(err, errlen, "%s %s: %s", what, host, strerror(-rc));
     free(real);
     return rc;
 }
 
-static int plan_etc(struct sbx_mount_plan *p, const struct sbx_spec *spec)
+static int plan_etc(struct sbx_mount_plan *p, uid_t uid, gid_t gid)
 {
-    int rc = plan_add(p, SBX_MOP_MKDIR, "/etc", NULL, NULL, 0);
-    char host[PATH_MAX], inside[PATH_MAX];
+    int rc = plan_add(p, SBX_MOP_MKDIR, plan_at(p, "/etc"), NULL, NULL, 0);
+    char host[PATH_MAX];
     for (size_t i = 0; rc == 0 && i < sizeof(etc_entries) / sizeof(etc_entries[0]); i++) {
         snprintf(host, sizeof(host), "/etc/%s", etc_entries[i]);
         if (strcmp(etc_entries[i], "ssl") == 0) /* only certs and openssl.cnf, not private/ */
-            rc =
-                access(host, F_OK) == 0 ? plan_add(p, SBX_MOP_MKDIR, "/etc/ssl", NULL, NULL, 0) : 0;
+            rc = access(host, F_OK) == 0
+                     ? plan_add(p, SBX_MOP_MKDIR, plan_at(p, "/etc/ssl"), NULL, NULL, 0)
+                     : 0;
         else
             rc = plan_host(p, host, host);
     }
@@ -177,8 +180,7 @@ static int plan_etc(struct sbx_mount_plan *p, const struct sbx_spec *spec)
         if (strncmp(e->d_name, "python3", 7) != 0)
             continue;
         snprintf(host, sizeof(host), "/etc/%s", e->d_name);
-        snprintf(inside, sizeof(inside), "/etc/%s", e->d_name);
-        rc = plan_host(p, host, inside);
+        rc = plan_host(p, host, host);
     }
     if (d)
         closedir(d);
@@ -188,56 +190,60 @@ static int plan_etc(struct sbx_mount_plan *p, const struct sbx_spec *spec)
                                   "root:x:0:0:root:/root:/usr/sbin/nologin\n"
                                   "sandbox:x:%u:%u:sandbox:/tmp:/usr/sbin/nologin\n"
                                   "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
-                                  (unsigned)spec->uid, (unsigned)spec->gid);
-    const char *group =
-        plan_str(p, "root:x:0:\nsandbox:x:%u:\nnogroup:x:65534:\n", (unsigned)spec->gid);
+                                  (unsigned)uid, (unsigned)gid);
+    const char *group = plan_str(p, "root:x:0:\nsandbox:x:%u:\nnogroup:x:65534:\n", (unsigned)gid);
     if (!passwd || !group)
         return -ENAMETOOLONG;
-    rc = plan_add(p, SBX_MOP_WRITE, "/etc/passwd", NULL, passwd, strlen(passwd));
+    rc = plan_add(p, SBX_MOP_WRITE, plan_at(p, "/etc/passwd"), NULL, passwd, strlen(passwd));
     if (rc == 0)
-        rc = plan_add(p, SBX_MOP_WRITE, "/etc/group", NULL, group, strlen(group));
+        rc = plan_add(p, SBX_MOP_WRITE, plan_at(p, "/etc/group"), NULL, group, strlen(group));
     return rc;
 }
 
 static int plan_dev(struct sbx_mount_plan *p)
 {
-    int rc = plan_add(p, SBX_MOP_MKDIR, "/dev", NULL, NULL, 0);
+    int rc = plan_add(p, SBX_MOP_MKDIR, plan_at(p, "/dev"), NULL, NULL, 0);
     if (rc == 0)
-        rc = plan_add(p, SBX_MOP_TMPFS_DEV, "/dev", NULL, "mode=0755,size=64k", 0);
+        rc = plan_add(p, SBX_MOP_TMPFS_DEV, plan_at(p, "/dev"), NULL, "mode=0755,size=64k", 0);
     for (size_t i = 0; rc == 0 && i < sizeof(dev_nodes) / sizeof(dev_nodes[0]); i++) {
-        const char *a = plan_str(p, "/dev/%s", dev_nodes[i]);
+        const char *a = plan_str(p, "%s/dev/%s", p->at, dev_nodes[i]);
         rc = plan_add(p, SBX_MOP_MKFILE, a, NULL, NULL, 0);
         if (rc == 0)
-            rc = plan_add(p, SBX_MOP_BIND_DEV, a, plan_str(p, OLDROOT "/dev/%s", dev_nodes[i]),
-                          NULL, 0);
+            rc = plan_add(p, SBX_MOP_BIND_DEV, a, plan_str(p, "/dev/%s", dev_nodes[i]), NULL, 0);
     }
     static const char *const links[][2] = {{"/dev/fd", "/proc/self/fd"},
                                            {"/dev/stdin", "/proc/self/fd/0"},
                                            {"/dev/stdout", "/proc/self/fd/1"},
                                            {"/dev/stderr", "/proc/self/fd/2"}};
     for (size_t i = 0; rc == 0 && i < sizeof(links) / sizeof(links[0]); i++)
-        rc = plan_add(p, SBX_MOP_SYMLINK, links[i][0], links[i][1], NULL, 0);
+        rc = plan_add(p, SBX_MOP_SYMLINK, plan_at(p, links[i][0]), links[i][1], NULL, 0);
     return rc;
 }
 
-int sbx_mount_plan_build(struct sbx_mount_plan *p, const struct sbx_spec *spec, char *err,
-                         size_t errlen)
+/* What sbx_root_new builds under dir (already a tmpfs): everything but the instance's own. */
+static int plan_root(struct sbx_mount_plan *p, uid_t uid, gid_t gid)
 {
-    int rc = plan_add(p, SBX_MOP_PRIVATE, "/", NULL, NULL, 0);
-    if (rc == 0)
-        rc = plan_add(p, SBX_MOP_STAGE, STAGE_DIR, NULL, "mode=0755,size=1m", 0);
+    int rc = 0;
     char host[64];
     for (size_t i = 0; rc == 0 && i < sizeof(top_entries) / sizeof(top_entries[0]); i++) {
         snprintf(host, sizeof(host), "/%s", top_entries[i]);
         rc = plan_host(p, host, host);
     }
     if (rc == 0)
-        rc = plan_etc(p, spec);
-    if (rc < 0) {
-        snprintf(err, errlen, "host root: %s", strerror(-rc));
-        return rc;
-    }
-    rc = plan_add(p, SBX_MOP_MKDIR, "/var", NULL, NULL, 0);
+        rc = plan_etc(p, uid, gid);
+    static const char *const points[] = {"/var", "/var/task", "/var/runtime", "/tmp", "/proc"};
+    for (size_t i = 0; rc == 0 && i < sizeof(points) / sizeof(points[0]); i++)
+        rc = plan_add(p, SBX_MOP_MKDIR, plan_at(p, points[i]), NULL, NULL, 0);
+    if (rc == 0)
+        rc = plan_dev(p);
+    return rc;
+}
+
+int sbx_mount_plan_build(struct sbx_mount_plan *p, const struct sbx_spec *spec, char *err,
+                         size_t errlen)
+{
+    p->at = spec->root->dir;
+    int rc = plan_add(p, SBX_MOP_PRIVATE, "/", NULL, NULL, 0);
     if (rc == 0)
         rc = plan_dir(p, "code dir", spec->code_dir, "/var/task", err, errlen);
     if (rc == 0 && spec->runtime_dir)
@@ -245,24 +251,83 @@ int sbx_mount_plan_build(struct sbx_mount_plan *p, const struct sbx_spec *spec, 
     if (rc < 0)
         return rc;
     unsigned tmp_mb = spec->tmp_mb ? spec->tmp_mb : SBX_DEFAULT_TMP_MB;
-    rc = plan_add(p, SBX_MOP_MKDIR, "/tmp", NULL, NULL, 0);
-    if (rc == 0 && spec->tmp_mount_fd > 0)
-        rc = plan_add(p, SBX_MOP_MOVE_FD, "/tmp", NULL, NULL, (size_t)spec->tmp_mount_fd);
-    else if (rc == 0)
-        rc = plan_add(p, SBX_MOP_TMPFS, "/tmp", NULL, plan_str(p, "mode=1777,size=%um", tmp_mb), 0);
+    if (spec->tmp_mount_fd > 0)
+        rc = plan_add(p, SBX_MOP_MOVE_FD, plan_at(p, "/tmp"), NULL, NULL,
+                      (size_t)spec->tmp_mount_fd);
+    else
+        rc = plan_add(p, SBX_MOP_TMPFS, plan_at(p, "/tmp"), NULL,
+                      plan_str(p, "mode=1777,size=%um", tmp_mb), 0);
     if (rc == 0)
-        rc = plan_add(p, SBX_MOP_MKDIR, "/proc", NULL, NULL, 0);
+        rc = plan_add(p, SBX_MOP_PROC, plan_at(p, "/proc"), NULL, NULL, 0);
     if (rc == 0)
-        rc = plan_add(p, SBX_MOP_PROC, "/proc", NULL, NULL, 0);
-    if (rc == 0)
-        rc = plan_dev(p);
-    if (rc == 0)
-        rc = plan_add(p, SBX_MOP_DETACH, OLDROOT, NULL, NULL, 0);
-    if (rc == 0)
-        rc = plan_add(p, SBX_MOP_REMOUNT_RO, "/", NULL, NULL, 0);
+        rc = plan_add(p, SBX_MOP_PIVOT, p->at, NULL, NULL, 0);
     if (rc < 0)
         snprintf(err, errlen, "mount plan: %s", strerror(-rc));
     return rc;
+}
+
+/*=== The root (parent, once) ===*/
+
+struct sbx_root *sbx_root_new(const char *dir, uid_t uid, gid_t gid, char *err, size_t errlen)
+{
+    struct sbx_root *root = calloc(1, sizeof(*root));
+    struct sbx_mount_plan *p = calloc(1, sizeof(*p));
+    int rc = 0, failed = -1, mounted = 0;
+    if (!root || !p) {
+        snprintf(err, errlen, "%s", strerror(ENOMEM));
+        goto fail;
+    }
+    if (dir[0] != '/' || strlen(dir) >= sizeof(root->dir) - 64) {
+        snprintf(err, errlen, "root dir %s: must be an absolute path of reasonable length", dir);
+        goto fail;
+    }
+    snprintf(root->dir, sizeof(root->dir), "%s", dir);
+    root->uid = uid;
+    root->gid = gid;
+    if ((mkdir(dir, 0755) < 0 && errno != EEXIST) ||
+        mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m") < 0) {
+        snprintf(err, errlen, "tmpfs at %s: %s", dir, strerror(errno));
+        goto fail;
+    }
+    mounted = 1;
+    if (mount(NULL, dir, NULL, MS_PRIVATE, NULL) < 0) {
+        snprintf(err, errlen, "make %s private: %s", dir, strerror(errno));
+        goto fail;
+    }
+    p->at = root->dir;
+    rc = plan_root(p, uid, gid);
+    if (rc < 0) {
+        snprintf(err, errlen, "plan of the root: %s", strerror(-rc));
+        goto fail;
+    }
+    rc = sbx_mount_apply(p, &failed);
+    if (rc < 0) {
+        char what[PATH_MAX + 64];
+        sbx_mount_describe(p, failed, what, sizeof(what));
+        snprintf(err, errlen, "%s: %s", what, strerror(-rc));
+        goto fail;
+    }
+    if (mount(NULL, dir, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0) {
+        snprintf(err, errlen, "make %s read-only: %s", dir, strerror(errno));
+        goto fail;
+    }
+    free(p);
+    return root;
+fail:
+    if (mounted)
+        umount2(dir, MNT_DETACH);
+    free(p);
+    free(root);
+    return NULL;
+}
+
+void sbx_root_free(struct sbx_root *root)
+{
+    if (!root)
+        return;
+    umount2(root->dir, MNT_DETACH);
+    rmdir(root->dir);
+    free(root);
 }
 
 void sbx_mount_describe(const struct sbx_mount_plan *p, int i, char *buf, size_t size)
@@ -271,16 +336,18 @@ void sbx_mount_describe(const struct sbx_mount_plan *p, int i, char *buf, size_t
         snprintf(buf, size, "mount");
         return;
     }
-    const struct sbx_mount_op *o = &p->ops[i];
+    struct sbx_mount_op op = p->ops[i];
+    const struct sbx_mount_op *o = &op;
     const char *b = o->b ? o->b : "";
-    if (strncmp(b, OLDROOT, sizeof(OLDROOT) - 1) == 0)
-        b += sizeof(OLDROOT) - 1; /* report host paths as the caller knows them */
+    size_t at = p->at ? strlen(p->at) : 0;
+    if (at && strncmp(o->a, p->at, at) == 0 && o->a[at] == '/')
+        op.a += at; /* report paths as the program sees them */
     switch (o->op) {
     case SBX_MOP_PRIVATE:
         snprintf(buf, size, "make mounts private");
         break;
-    case SBX_MOP_STAGE:
-        snprintf(buf, size, "tmpfs root at %s and pivot_root", o->a);
+    case SBX_MOP_PIVOT:
+        snprintf(buf, size, "pivot_root into %s", o->a);
         break;
     case SBX_MOP_MKDIR:
         snprintf(buf, size, "mkdir %s", o->a);
@@ -310,12 +377,6 @@ void sbx_mount_describe(const struct sbx_mount_plan *p, int i, char *buf, size_t
     case SBX_MOP_WRITE:
         snprintf(buf, size, "write %s", o->a);
         break;
-    case SBX_MOP_DETACH:
-        snprintf(buf, size, "detach %s", o->a);
-        break;
-    case SBX_MOP_REMOUNT_RO:
-        snprintf(buf, size, "remount %s read-only", o->a);
-        break;
     }
 }
 
@@ -336,10 +397,11 @@ static int apply_one(const struct sbx_mount_op *o)
     switch (o->op) {
     case SBX_MOP_PRIVATE:
         return mount(NULL, o->a, NULL, MS_REC | MS_PRIVATE, NULL) < 0 ? -errno : 0;
-    case SBX_MOP_STAGE:
-        if (mount("tmpfs", o->a, "tmpfs", MS_NOSUID | MS_NODEV, o->data) < 0 || chdir(o->a) < 0 ||
-            mkdir(OLDROOT + 1, 0700) < 0 || syscall(SYS_pivot_root, ".", OLDROOT + 1) < 0 ||
-            chdir("/") < 0)
+    case SBX_MOP_PIVOT:
+        /* pivot_root(".", "."): the old root lands on top of the new one and is detached at
+         * once, with every host mount below it; no put_old dir is needed. */
+        if (chdir(o->a) < 0 || syscall(SYS_pivot_root, ".", ".") < 0 ||
+            umount2(".", MNT_DETACH) < 0 || chdir("/") < 0)
             return -errno;
         return 0;
     case SBX_MOP_MKDIR:
@@ -384,15 +446,6 @@ static int apply_one(const struct sbx_mount_op *o)
         close(fd);
         return 0;
     }
-    case SBX_MOP_DETACH:
-        if (umount2(o->a, MNT_DETACH) < 0 || rmdir(o->a) < 0)
-            return -errno;
-        return 0;
-    case SBX_MOP_REMOUNT_RO:
-        return mount(NULL, o->a, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV,
-                     NULL) < 0
-                   ? -errno
-                   : 0;
     }
     return -EINVAL;
 }

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -177,7 +178,9 @@ static int child_main(void *arg)
 static int check_spec(const struct sbx_spec *s, char *err, size_t errlen)
 {
     const char *why = NULL;
-    if (!s->argv || !s->argv[0] || s->argv[0][0] != '/')
+    if (!s->root)
+        why = "a root (sbx_root_new) is required";
+    else if (!s->argv || !s->argv[0] || s->argv[0][0] != '/')
         why = "argv[0] must be an absolute path";
     else if (!s->envp)
         why = "envp is required";
@@ -187,6 +190,8 @@ static int check_spec(const struct sbx_spec *s, char *err, size_t errlen)
         why = "cwd must be absolute";
     else if (s->uid == 0 || s->gid == 0)
         why = "uid and gid must not be 0";
+    else if (s->uid != s->root->uid || s->gid != s->root->gid)
+        why = "uid and gid must be the root's";
     if (why)
         snprintf(err, errlen, "%s", why);
     return why ? -EINVAL : 0;
@@ -323,6 +328,13 @@ out:
         munmap(stack, CHILD_STACK_SIZE);
     free(plan);
     return rc;
+}
+
+int sbx_isolate_mounts(void)
+{
+    if (unshare(CLONE_NEWNS) < 0)
+        return -errno;
+    return mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0 ? -errno : 0;
 }
 
 int sbx_probe(char *desc, size_t size)

@@ -1,10 +1,10 @@
 /*
  * sandbox: runs one program isolated the way a serverless function's execution environment is:
- * its own mount, PID, IPC, UTS, network and cgroup namespaces; a minimal read-only root built
- * in a fresh tmpfs (the host's /usr and library dirs, a few /etc files, the code dir at
- * /var/task, an optional runtime dir at /var/runtime, a private /tmp (a filesystem the
- * caller gives, or a size-limited tmpfs), a fresh
- * /proc, a minimal /dev); an unprivileged uid/gid with every capability dropped, no_new_privs,
+ * its own mount, PID, IPC, UTS, network and cgroup namespaces; a minimal read-only root (made
+ * once by sbx_root_new: the host's /usr and library dirs, a few /etc files, a minimal /dev),
+ * the code dir at /var/task, an optional runtime dir at /var/runtime, a private /tmp (a
+ * filesystem the caller gives, or a size-limited tmpfs), a fresh /proc; an unprivileged
+ * uid/gid with every capability dropped, no_new_privs,
  * a seccomp filter and RLIMIT_NOFILE 1024. It knows nothing about what it runs.
  *
  * Networking: by default the program gets a network namespace with only `lo` up, and a TCP
@@ -26,6 +26,7 @@
 #include <sys/types.h>
 
 struct cgroup;
+struct sbx_root;
 
 #define SBX_API_PORT 9001      /* the listener inside the sandbox: 127.0.0.1:9001 */
 #define SBX_DEFAULT_TMP_MB 512 /* tmp_mb 0 */
@@ -54,16 +55,17 @@ enum sbx_step {
 };
 
 struct sbx_spec {
-    char *const *argv;       /* argv[0]: absolute path inside the sandbox */
-    char *const *envp;       /* passed as is */
-    const char *code_dir;    /* host path, mounted read-only at /var/task */
-    const char *runtime_dir; /* host path, mounted read-only at /var/runtime; NULL: none */
-    const char *cwd;         /* inside; NULL: /var/task */
-    int tmp_mount_fd;        /* > 0: a detached mount (fsmount, open_tree) moved to /tmp, e.g.
-                                from src/exec/scratch; 0 or -1: a tmpfs of tmp_mb there, which
-                                counts against the memory limit */
-    unsigned tmp_mb;         /* size of that tmpfs; 0: SBX_DEFAULT_TMP_MB */
-    uid_t uid;               /* the program's uid and gid; may not be 0 */
+    const struct sbx_root *root; /* what the filesystem starts from (sbx_root_new) */
+    char *const *argv;           /* argv[0]: absolute path inside the sandbox */
+    char *const *envp;           /* passed as is */
+    const char *code_dir;        /* host path, mounted read-only at /var/task */
+    const char *runtime_dir;     /* host path, mounted read-only at /var/runtime; NULL: none */
+    const char *cwd;             /* inside; NULL: /var/task */
+    int tmp_mount_fd;            /* > 0: a detached mount (fsmount, open_tree) moved to /tmp, e.g.
+                                    from src/exec/scratch; 0 or -1: a tmpfs of tmp_mb there, which
+                                    counts against the memory limit */
+    unsigned tmp_mb;             /* size of that tmpfs; 0: SBX_DEFAULT_TMP_MB */
+    uid_t uid;                   /* the program's uid and gid: the root's (its passwd names them) */
     gid_t gid;
     int host_network;        /* 1: share the caller's network namespace */
     int netns_fd;            /* > 0: join this network namespace from sbx_netns_prepare, whose
@@ -97,6 +99,19 @@ enum sbx_support {
     SBX_SUPPORT_ROOT = 1,  /* root with all namespaces and seccomp: sbx_spawn works */
     SBX_SUPPORT_USERNS = 2 /* unprivileged user namespaces only: not supported yet */
 };
+
+/* Moves the calling process into a mount namespace of its own (mounts propagate in from the
+ * host, none out), where sbx_root_new can mount without the host seeing it and which a killed
+ * process takes along. Call before any thread starts. Returns 0 or -errno. */
+int sbx_isolate_mounts(void);
+
+/* Builds at dir (an absolute path; created, must be empty) the read-only root every sandbox
+ * starts from, for programs running as uid/gid: a tmpfs with the host's /usr and library dirs,
+ * a few /etc entries and /dev (see mount.c). Takes a few ms: call once, in a mount namespace
+ * of the caller's own (sbx_isolate_mounts). NULL with a message in err on failure. */
+struct sbx_root *sbx_root_new(const char *dir, uid_t uid, gid_t gid, char *err, size_t errlen);
+/* Unmounts and removes it; sandboxes already started keep their copy. */
+void sbx_root_free(struct sbx_root *root);
 
 /* Makes a network namespace as a sandbox gets it (only `lo`, up) and a listener on
  * 127.0.0.1:SBX_API_PORT inside it, for sbx_spec.netns_fd, without leaving the calling thread

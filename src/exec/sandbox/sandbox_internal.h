@@ -16,20 +16,18 @@
 /*=== mount.c ===*/
 
 enum sbx_mop {
-    SBX_MOP_PRIVATE,    /* make every mount private (no propagation to or from the host) */
-    SBX_MOP_STAGE,      /* tmpfs on a, pivot_root into it; the host stays at /oldroot */
-    SBX_MOP_MKDIR,      /* mkdir a */
-    SBX_MOP_SYMLINK,    /* symlink a -> b */
-    SBX_MOP_MKFILE,     /* create the empty file a (a bind target) */
-    SBX_MOP_BIND_RO,    /* bind b at a, read-only, nosuid, nodev */
-    SBX_MOP_BIND_DEV,   /* bind the device b at a, nosuid, noexec */
-    SBX_MOP_MOVE_FD,    /* move the detached mount fd (len) to a */
-    SBX_MOP_TMPFS,      /* tmpfs at a with options data, nosuid, nodev */
-    SBX_MOP_TMPFS_DEV,  /* tmpfs at a with options data, nosuid, noexec (for /dev) */
-    SBX_MOP_PROC,       /* a new proc at a */
-    SBX_MOP_WRITE,      /* create a with the len bytes of data */
-    SBX_MOP_DETACH,     /* detach and remove a (/oldroot) */
-    SBX_MOP_REMOUNT_RO, /* the mount at a becomes read-only */
+    SBX_MOP_PRIVATE,   /* make every mount private (no propagation to or from the host) */
+    SBX_MOP_MKDIR,     /* mkdir a */
+    SBX_MOP_SYMLINK,   /* symlink a -> b */
+    SBX_MOP_MKFILE,    /* create the empty file a (a bind target) */
+    SBX_MOP_BIND_RO,   /* bind b at a, read-only, nosuid, nodev */
+    SBX_MOP_BIND_DEV,  /* bind the device b at a, nosuid, noexec */
+    SBX_MOP_MOVE_FD,   /* move the detached mount fd (len) to a */
+    SBX_MOP_TMPFS,     /* tmpfs at a with options data, nosuid, nodev */
+    SBX_MOP_TMPFS_DEV, /* tmpfs at a with options data, nosuid, noexec (for /dev) */
+    SBX_MOP_PROC,      /* a new proc at a */
+    SBX_MOP_WRITE,     /* create a with the len bytes of data */
+    SBX_MOP_PIVOT,     /* a becomes "/", the old root is detached */
 };
 
 struct sbx_mount_op {
@@ -41,7 +39,14 @@ struct sbx_mount_op {
 #define SBX_MAX_MOUNT_OPS 128
 #define SBX_MOUNT_STRS 16384
 
+struct sbx_root {
+    char dir[4096];
+    uid_t uid;
+    gid_t gid;
+};
+
 struct sbx_mount_plan {
+    const char *at; /* the root's dir: op paths inside are under it */
     struct sbx_mount_op ops[SBX_MAX_MOUNT_OPS];
     int n;
     size_t used;
