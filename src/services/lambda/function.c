@@ -243,6 +243,7 @@ static struct pool_fn *build_runner(struct lambda *l, struct function *fn, json_
     if (str_has_prefix(runtime, "python")) {
         snprintf(lang_dir, sizeof(lang_dir), "%s/python", runtimes);
         strv_addf(&argv, "/usr/bin/python3");
+        strv_addf(&argv, "-S"); /* no site: see runtimes/python/bootstrap.py */
         strv_addf(&argv, "%s/bootstrap.py", lang_dir);
     } else if (str_has_prefix(runtime, "nodejs")) {
         snprintf(lang_dir, sizeof(lang_dir), "%s/node", runtimes);
