@@ -61,6 +61,8 @@ struct cgroup {
     int nprocs;
     int procs_fd[MAX_HIER];
     int peak_fd, oom_fd;
+    int cpu_fd; /* cpu.cfs_quota_us (v1) or cpu.max (v2), for cgroup_set_cpu; -1: no cpu */
+    int version;
     int oom_is_failcnt;
     char *path;
     char name[];
@@ -360,6 +362,7 @@ static void cgroup_free(struct cgroup *cg)
         close_fd(&cg->procs_fd[i]);
     close_fd(&cg->peak_fd);
     close_fd(&cg->oom_fd);
+    close_fd(&cg->cpu_fd);
     free(cg->path);
     free(cg);
 }
@@ -371,7 +374,8 @@ static struct cgroup *cgroup_alloc(struct cgroup_root *r, const char *name)
     if (!cg)
         return NULL;
     cg->root = r;
-    cg->peak_fd = cg->oom_fd = -1;
+    cg->peak_fd = cg->oom_fd = cg->cpu_fd = -1;
+    cg->version = r->version;
     for (int i = 0; i < MAX_HIER; i++)
         cg->procs_fd[i] = -1;
     memcpy(cg->name, name, n);
@@ -867,18 +871,11 @@ static int set_limits(struct cgroup_root *r, struct cgroup *cg, const struct hie
     }
     uint32_t mcpu =
         lim->cpu_millicpus ? lim->cpu_millicpus : cgroup_cpu_millicpus(lim->memory_bytes);
-    if ((h->ctrls & CTRL_CPU) && mcpu != CGROUP_CPU_UNLIMITED) {
-        /* v1's smallest quota is 1 ms */
-        unsigned long long quota =
-            mcpu < 10 ? 1000 : (unsigned long long)mcpu * CPU_PERIOD_US / 1000;
-        if (r->version == 1) {
-            snprintf(val, sizeof(val), "%llu", quota);
-            rc = write_at(gfd, file = "cpu.cfs_quota_us", val);
-        } else {
-            snprintf(val, sizeof(val), "%llu %u", quota, CPU_PERIOD_US);
-            rc = write_at(gfd, file = "cpu.max", val);
-        }
-        if (rc < 0)
+    if (h->ctrls & CTRL_CPU) {
+        file = r->version == 1 ? "cpu.cfs_quota_us" : "cpu.max";
+        if ((cg->cpu_fd = openat(gfd, file, O_WRONLY | O_CLOEXEC)) < 0)
+            goto fail_errno;
+        if (mcpu != CGROUP_CPU_UNLIMITED && (rc = cgroup_set_cpu(cg, mcpu)) < 0)
             goto fail;
     }
     return 0;
@@ -962,6 +959,26 @@ void cgroup_attach_done(struct cgroup *cg)
         close_fd(&cg->procs_fd[i]);
 }
 
+int cgroup_set_cpu(struct cgroup *cg, uint32_t millicpus)
+{
+    if (!cg || cg->cpu_fd < 0)
+        return -ENOTSUP;
+    char val[64];
+    if (millicpus == CGROUP_CPU_UNLIMITED)
+        snprintf(val, sizeof(val), "%s", cg->version == 1 ? "-1" : "max");
+    else {
+        /* v1's smallest quota is 1 ms */
+        unsigned long long quota =
+            millicpus < 10 ? 1000 : (unsigned long long)millicpus * CPU_PERIOD_US / 1000;
+        if (cg->version == 1)
+            snprintf(val, sizeof(val), "%llu", quota);
+        else
+            snprintf(val, sizeof(val), "%llu %u", quota, CPU_PERIOD_US);
+    }
+    ssize_t n = pwrite(cg->cpu_fd, val, strlen(val), 0);
+    return n < 0 ? -errno : 0;
+}
+
 uint64_t cgroup_peak_memory(const struct cgroup *cg)
 {
     char text[32];
@@ -1005,6 +1022,7 @@ void cgroup_destroy(struct cgroup *cg)
         close_fd(&cg->procs_fd[i]);
     close_fd(&cg->peak_fd);
     close_fd(&cg->oom_fd);
+    close_fd(&cg->cpu_fd);
     if (r->pending)
         pending_retry(r, 0);
     if (group_remove(r, cg->name, DESTROY_WAIT_US) == -EBUSY)

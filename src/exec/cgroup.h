@@ -91,6 +91,10 @@ int cgroup_attach_self(const struct cgroup *cg);
 /* In the parent, after fork: closes the fds the child used to attach (saves fds; optional). */
 void cgroup_attach_done(struct cgroup *cg);
 
+/* Changes the group's CPU quota (millicpus as in cgroup_limits; CGROUP_CPU_UNLIMITED lifts it):
+ * one write. -ENOTSUP without the cpu controller. */
+int cgroup_set_cpu(struct cgroup *cg, uint32_t millicpus);
+
 /* Peak memory of the group in bytes (v1 memory.max_usage_in_bytes; v2 memory.peak, or
  * memory.current before Linux 5.19); one pread, 0 on error. Page cache counts. */
 uint64_t cgroup_peak_memory(const struct cgroup *cg);

@@ -108,6 +108,7 @@ struct pool {
     struct sbx_root *root;
     char sandbox_dir[4000];
     struct cgroup_root *cg_root;
+    int cpu_limit; /* instances get CPU in proportion to memory after init */
     struct scratch *scratch;      /* makes disk-backed /tmp filesystems, or NULL: tmpfs */
     struct prepared_set *tmp_set; /* ready /tmp filesystems, by size in MB */
     struct prepared_set *net_set; /* ready network namespaces with their listener */
@@ -838,9 +839,11 @@ static int spawn(struct pool_fn *fn, int *exec_errno)
     if (pool->cg_root) {
         char id[96];
         snprintf(id, sizeof(id), "%llu", ++pool->spawn_seq);
+        /* Init runs with the CPU the host has (Lambda boosts init too); the share of CPU
+         * in proportion to memory applies from the first GET /next on (rt_next). */
         struct cgroup_limits lim = {
             .memory_bytes = (uint64_t)fn->memory_mb << 20,
-            .cpu_millicpus = CGROUP_CPU_UNLIMITED, /* CPU in proportion to memory: issue 3 */
+            .cpu_millicpus = CGROUP_CPU_UNLIMITED,
         };
         rc = cgroup_create(pool->cg_root, id, &lim, &inst->cg);
         if (rc < 0)
@@ -950,6 +953,8 @@ static void rt_next(struct instance *inst, struct http_req *req)
     }
     int first = inst->state == INST_STARTING;
     if (first) {
+        if (inst->cg && inst->pool->cpu_limit)
+            cgroup_set_cpu(inst->cg, cgroup_cpu_millicpus((uint64_t)fn->memory_mb << 20));
         inst->init_ms = (double)(mono_us() - inst->spawn_us) / 1000.0;
         inst->report_init = 1;
         if (inst->init_timer) {
@@ -1221,8 +1226,13 @@ struct pool *pool_new(struct loop *loop, struct logstore *logs, const char *cgro
         return NULL;
     }
     http_server_on_close(pool->rt, on_conn_closed, pool);
+    const char *cpu = getenv("IGNIS_CPU_LIMIT");
+    pool->cpu_limit = !(cpu && strcmp(cpu, "0") == 0);
     if (cgroup_setup(&pool->cg_root, cgroup_name) == 0)
-        log_info("instance limits: memory and pids through %s", cgroup_describe(pool->cg_root));
+        log_info("instance limits: memory, pids%s through %s",
+                 pool->cpu_limit ? " and CPU (1 vCPU per 1769 MB, after init)"
+                                 : " (CPU unlimited: IGNIS_CPU_LIMIT=0)",
+                 cgroup_describe(pool->cg_root));
     else
         log_warn("no usable cgroups: instances run WITHOUT memory limits");
     return pool;
