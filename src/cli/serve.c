@@ -91,16 +91,20 @@ int cmd_serve(int argc, char **argv)
     }
     /* Function code is untrusted: without isolation, start only when told to. */
     char how[256];
-    int sandbox = sbx_probe(how, sizeof(how)) == SBX_SUPPORT_ROOT && !no_sandbox;
+    int support = sbx_probe(how, sizeof(how));
+    int sandbox = support != SBX_SUPPORT_NONE && !no_sandbox;
     if (!sandbox && !no_sandbox) {
         log_error("cannot isolate functions on this host (%s); refusing to start. "
-                  "Run as root, or pass --no-sandbox to run functions WITHOUT isolation",
+                  "Run as root or allow unprivileged user namespaces "
+                  "(sysctl kernel.unprivileged_userns_clone=1), or pass --no-sandbox to run "
+                  "functions WITHOUT isolation",
                   how);
         return 1;
     }
     if (sandbox) {
         log_info("functions run sandboxed: %s", how);
-        int e = sbx_isolate_mounts(); /* before any thread starts */
+        /* before any thread starts */
+        int e = sbx_isolate_mounts(support == SBX_SUPPORT_USERNS);
         if (e < 0) {
             log_error("cannot make a mount namespace for the sandboxes: %s", strerror(-e));
             return 1;

@@ -108,7 +108,7 @@ struct pool {
     struct sbx_root *root;
     char sandbox_dir[4000];
     struct cgroup_root *cg_root;
-    int cpu_limit; /* instances get CPU in proportion to memory after init */
+    int cpu_limit;                /* instances get CPU in proportion to memory after init */
     struct scratch *scratch;      /* makes disk-backed /tmp filesystems, or NULL: tmpfs */
     struct prepared_set *tmp_set; /* ready /tmp filesystems, by size in MB */
     struct prepared_set *net_set; /* ready network namespaces with their listener */
@@ -770,6 +770,9 @@ static int launch_sandboxed(struct instance *inst, char **envp, int out[2], int 
         .netns_fd = net.fd[0],
         .stdout_fd = out[1],
         .cg = inst->cg,
+        /* without a cgroup, what rlimits can do */
+        .rlimit_data = inst->cg ? 0 : (uint64_t)fn->memory_mb << 20,
+        .rlimit_nproc = inst->cg ? 0 : CGROUP_DEFAULT_PIDS_MAX,
     };
     struct sbx_child child;
     char err[256];
@@ -1233,6 +1236,11 @@ struct pool *pool_new(struct loop *loop, struct logstore *logs, const char *cgro
                  pool->cpu_limit ? " and CPU (1 vCPU per 1769 MB, after init)"
                                  : " (CPU unlimited: IGNIS_CPU_LIMIT=0)",
                  cgroup_describe(pool->cg_root));
+    else if (pool->sandbox)
+        log_warn("no usable cgroups (rootless needs a delegated one): instance limits are "
+                 "rlimits: memory per process (RLIMIT_DATA = MemorySize, not the instance's "
+                 "total), %d processes (RLIMIT_NPROC); no CPU limit",
+                 CGROUP_DEFAULT_PIDS_MAX);
     else
         log_warn("no usable cgroups: instances run WITHOUT memory limits");
     return pool;
@@ -1278,14 +1286,16 @@ void pool_prepare_ahead(struct pool *pool, struct workq *wq)
         return;
     char scratch_dir[4096 + 16];
     snprintf(scratch_dir, sizeof(scratch_dir), "%s/scratch", pool->sandbox_dir);
-    struct prepared_kind net = {.what = "network namespace", .make = make_netns, .per_key = 2};
-    pool->net_set = prepared_new(wq, &net);
-    if (pool->net_set)
-        prepared_want(pool->net_set, 0);
+    if (!sbx_in_userns()) { /* a sandbox's own user namespace could not join one made here */
+        struct prepared_kind net = {.what = "network namespace", .make = make_netns, .per_key = 2};
+        pool->net_set = prepared_new(wq, &net);
+        if (pool->net_set)
+            prepared_want(pool->net_set, 0);
+    }
     char why[512];
     pool->scratch = scratch_new(scratch_dir, SBX_DEFAULT_TMP_MB, why, sizeof(why));
     if (!pool->scratch) {
-        log_warn("instances' /tmp is a tmpfs, counted against their memory: %s", why);
+        log_warn("instances' /tmp is a tmpfs of EphemeralStorage size, in memory: %s", why);
         return;
     }
     struct prepared_kind tmp = {

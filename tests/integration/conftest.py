@@ -38,9 +38,10 @@ def free_port():
 class Server:
     """One ignis daemon. start()/stop()/kill9() keep the data dir."""
 
-    def __init__(self, data_dir, port=None, env=None, args=(), binary=None):
+    def __init__(self, data_dir, port=None, env=None, args=(), binary=None, prefix=()):
         self.data_dir = data_dir
         self.binary = binary or IGNIS_BIN
+        self.prefix = list(prefix)  # e.g. setpriv ... to run as another user (it execs)
         self.args = list(args)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -61,7 +62,7 @@ class Server:
     def start(self, timeout=10):
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [self.binary, "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir", self.data_dir,
+            [*self.prefix, self.binary, "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir", self.data_dir,
              *self.args],
             env=self.env(), stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + timeout

@@ -101,19 +101,37 @@ def test_no_sandbox_runs_functions_as_plain_processes(tmp_path, host_listener):
         s.stop()
 
 
+# Runs argv (sys.argv[1:]) as uid 1000 of a user namespace in which no further
+# user namespace may be made: a host that forbids unprivileged user namespaces.
+NO_USERNS = """
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+uid, gid = os.getuid(), os.getgid()
+assert libc.unshare(0x10000000) == 0, ctypes.get_errno()    # CLONE_NEWUSER
+for path, text in (("/proc/self/uid_map", "1000 %d 1" % uid),
+                   ("/proc/self/setgroups", "deny"),
+                   ("/proc/self/gid_map", "1000 %d 1" % gid),
+                   ("/proc/sys/user/max_user_namespaces", "0")):
+    with open(path, "w") as f:
+        f.write(text)
+os.execv(sys.argv[1], sys.argv[1:])
+"""
+
+
 def test_refuses_to_start_without_isolation():
-    """As an unprivileged user (no namespaces, no cgroups here) the daemon
-    will not run functions unisolated unless told to."""
+    """As an unprivileged user where user namespaces are not allowed (no
+    namespaces, no cgroups) the daemon will not run functions unisolated
+    unless told to. (Where they are: test_rootless.py.)"""
     data = pathlib.Path(tempfile.mkdtemp(prefix="ignis-nobody-"))
     os.chmod(data, 0o777)
     as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
     port = free_port()
     env = dict(os.environ, IGNIS_ROOT_ACCESS_KEY_ID="AKIAIGNISTESTKEY0001",
                IGNIS_ROOT_SECRET_ACCESS_KEY="x" * 40, HOME=str(data))
-    p = subprocess.run([*as_nobody, IGNIS_BIN, "serve", "--listen", f"127.0.0.1:{port}",
-                        "--data-dir", str(data / "d")], capture_output=True, text=True,
-                       timeout=20, env=env)
-    assert p.returncode == 1
+    p = subprocess.run([*as_nobody, "/usr/bin/python3", "-c", NO_USERNS, IGNIS_BIN, "serve",
+                        "--listen", f"127.0.0.1:{port}", "--data-dir", str(data / "d")],
+                       capture_output=True, text=True, timeout=20, env=env)
+    assert p.returncode == 1, p.stderr
     assert "refusing to start" in p.stderr and "--no-sandbox" in p.stderr
 
     proc = subprocess.Popen([*as_nobody, IGNIS_BIN, "serve", "--listen", f"127.0.0.1:{port}",

@@ -81,7 +81,7 @@ static int group_setup(void **state)
     if (support == SBX_SUPPORT_ROOT) {
         char err[512];
         snprintf(p, sizeof(p), "%s/root", base);
-        if (sbx_isolate_mounts() < 0 ||
+        if (sbx_isolate_mounts(0) < 0 ||
             !(root = sbx_root_new(p, TEST_UID, TEST_GID, err, sizeof(err)))) {
             print_message("sandbox root: %s\n", err);
             return -1;

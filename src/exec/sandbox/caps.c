@@ -5,11 +5,15 @@
  * no_new_privs (so setuid binaries and file capabilities grant nothing and seccomp can be
  * loaded unprivileged). Raw syscalls, not glibc's setresuid & co: after a raw clone glibc
  * may still believe other threads exist and would try to signal them to change their ids.
+ * Also owns the id mapping of a sandbox's own user namespace (rootless mode), written by the
+ * child itself: its one uid and gid inside map to the caller's (0 of the daemon's namespace).
  */
 #include "exec/sandbox/sandbox_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/capability.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -24,12 +28,49 @@ int sbx_caps_drop_bounding(void)
     return 0;
 }
 
-int sbx_creds_set(uid_t uid, gid_t gid)
+int sbx_creds_set(uid_t uid, gid_t gid, int userns)
 {
-    if (syscall(SYS_setgroups, 0, NULL) < 0 || syscall(SYS_setresgid, gid, gid, gid) < 0 ||
-        syscall(SYS_setresuid, uid, uid, uid) < 0)
+    /* in a user namespace setgroups is denied (sbx_userns_map): there are no groups to drop */
+    if ((!userns && syscall(SYS_setgroups, 0, NULL) < 0) ||
+        syscall(SYS_setresgid, gid, gid, gid) < 0 || syscall(SYS_setresuid, uid, uid, uid) < 0)
         return -errno;
     return 0;
+}
+
+static int write_proc_self(const char *file, const char *text, size_t len)
+{
+    int fd = open(file, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    ssize_t w = write(fd, text, len);
+    int e = w == (ssize_t)len ? 0 : (w < 0 ? -errno : -EIO);
+    close(fd);
+    return e;
+}
+
+/* Async-signal-safe "<inside> 0 1\n": the caller is uid/gid 0 of the parent namespace. */
+static size_t map_line(char *buf, unsigned inside)
+{
+    char digits[12];
+    size_t n = 0, len = 0;
+    do
+        digits[n++] = (char)('0' + inside % 10);
+    while ((inside /= 10) > 0);
+    while (n > 0)
+        buf[len++] = digits[--n];
+    memcpy(buf + len, " 0 1\n", 5);
+    return len + 5;
+}
+
+int sbx_userns_map(uid_t uid, gid_t gid)
+{
+    char line[32];
+    int rc = write_proc_self("/proc/self/uid_map", line, map_line(line, uid));
+    if (rc == 0)
+        rc = write_proc_self("/proc/self/setgroups", "deny", 4);
+    if (rc == 0)
+        rc = write_proc_self("/proc/self/gid_map", line, map_line(line, gid));
+    return rc;
 }
 
 int sbx_caps_clear(void)

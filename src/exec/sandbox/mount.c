@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -284,6 +285,7 @@ struct sbx_root *sbx_root_new(const char *dir, uid_t uid, gid_t gid, char *err, 
     snprintf(root->dir, sizeof(root->dir), "%s", dir);
     root->uid = uid;
     root->gid = gid;
+    root->userns = sbx_in_userns();
     if ((mkdir(dir, 0755) < 0 && errno != EEXIST) ||
         mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m") < 0) {
         snprintf(err, errlen, "tmpfs at %s: %s", dir, strerror(errno));
@@ -382,10 +384,22 @@ void sbx_mount_describe(const struct sbx_mount_plan *p, int i, char *buf, size_t
 
 /*=== Application (child: async-signal-safe only) ===*/
 
+/* Binds src at dst, then remounts it with flags added to those the mount already has: in a
+ * user namespace the flags of a mount inherited from a more privileged one are locked, and a
+ * remount that would clear one (say relatime) is refused. */
 static int bind_with(const char *src, const char *dst, unsigned long flags)
 {
-    if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) < 0)
+    static const struct {
+        unsigned long st, ms;
+    } keep[] = {{ST_RDONLY, MS_RDONLY},    {ST_NOSUID, MS_NOSUID},   {ST_NODEV, MS_NODEV},
+                {ST_NOEXEC, MS_NOEXEC},    {ST_NOATIME, MS_NOATIME}, {ST_NODIRATIME, MS_NODIRATIME},
+                {ST_RELATIME, MS_RELATIME}};
+    struct statvfs sv;
+    if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) < 0 || statvfs(dst, &sv) < 0)
         return -errno;
+    for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
+        if (sv.f_flag & keep[i].st)
+            flags |= keep[i].ms;
     if (mount(NULL, dst, NULL, MS_BIND | MS_REMOUNT | flags, NULL) < 0)
         return -errno;
     return 0;
@@ -398,10 +412,12 @@ static int apply_one(const struct sbx_mount_op *o)
     case SBX_MOP_PRIVATE:
         return mount(NULL, o->a, NULL, MS_REC | MS_PRIVATE, NULL) < 0 ? -errno : 0;
     case SBX_MOP_PIVOT:
-        /* pivot_root(".", "."): the old root lands on top of the new one and is detached at
+        /* The root is first bound onto itself: in a user namespace of its own the copy of a
+         * more privileged namespace's mount is locked, and pivot_root refuses a locked one.
+         * pivot_root(".", "."): the old root lands on top of the new one and is detached at
          * once, with every host mount below it; no put_old dir is needed. */
-        if (chdir(o->a) < 0 || syscall(SYS_pivot_root, ".", ".") < 0 ||
-            umount2(".", MNT_DETACH) < 0 || chdir("/") < 0)
+        if (mount(o->a, o->a, NULL, MS_BIND | MS_REC, NULL) < 0 || chdir(o->a) < 0 ||
+            syscall(SYS_pivot_root, ".", ".") < 0 || umount2(".", MNT_DETACH) < 0 || chdir("/") < 0)
             return -errno;
         return 0;
     case SBX_MOP_MKDIR:

@@ -55,6 +55,7 @@ struct child_ctx {
 
 static const char *const step_names[] = {
     [SBX_STEP_NONE] = "none",
+    [SBX_STEP_USERNS] = "map uid/gid in the user namespace",
     [SBX_STEP_CGROUP] = "enter cgroup",
     [SBX_STEP_CGROUPNS] = "unshare cgroup namespace",
     [SBX_STEP_STDIO] = "set up stdio",
@@ -122,6 +123,8 @@ static int child_main(void *arg)
     for (int sig = 1; sig <= 64; sig++) /* fails harmlessly for KILL and STOP */
         syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof(dfl.mask));
     setpgid(0, 0);
+    if (s->root->userns && (rc = sbx_userns_map(s->uid, s->gid)) < 0)
+        child_fail(c, SBX_STEP_USERNS, rc, idx);
 
     if (s->cg && (rc = cgroup_attach_self(s->cg)) < 0)
         child_fail(c, SBX_STEP_CGROUP, rc, idx);
@@ -154,11 +157,11 @@ static int child_main(void *arg)
         child_fail(c, SBX_STEP_MOUNT, rc, idx);
     if (chdir(s->cwd ? s->cwd : "/var/task") < 0)
         child_fail(c, SBX_STEP_CHDIR, -errno, idx);
-    if ((rc = sbx_rlimits_apply()) < 0)
+    if ((rc = sbx_rlimits_apply(s->rlimit_data, s->rlimit_nproc)) < 0)
         child_fail(c, SBX_STEP_RLIMIT, rc, idx);
     if ((rc = sbx_caps_drop_bounding()) < 0)
         child_fail(c, SBX_STEP_BOUNDING, rc, idx);
-    if ((rc = sbx_creds_set(s->uid, s->gid)) < 0)
+    if ((rc = sbx_creds_set(s->uid, s->gid, s->root->userns)) < 0)
         child_fail(c, SBX_STEP_CREDS, rc, idx);
     if ((rc = sbx_caps_clear()) < 0)
         child_fail(c, SBX_STEP_CAPS, rc, idx);
@@ -246,8 +249,9 @@ int sbx_spawn(const struct sbx_spec *spec, struct sbx_child *out, char *err, siz
         snprintf(err, errlen, "child stack: %s", strerror(-rc));
         goto out;
     }
-    int flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC |
-                CLONE_NEWUTS | (own_netns ? CLONE_NEWNET : 0) | SIGCHLD;
+    int flags = (spec->root->userns ? CLONE_NEWUSER : 0) | CLONE_VM | CLONE_VFORK | CLONE_PIDFD |
+                CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS |
+                (own_netns ? CLONE_NEWNET : 0) | SIGCHLD;
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old); /* no handler of ours may run in the child */
@@ -330,11 +334,60 @@ out:
     return rc;
 }
 
-int sbx_isolate_mounts(void)
+static int in_userns; /* sbx_isolate_mounts made a user namespace */
+
+int sbx_in_userns(void)
 {
-    if (unshare(CLONE_NEWNS) < 0)
+    return in_userns;
+}
+
+static int write_file(const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
         return -errno;
+    ssize_t w = write(fd, text, strlen(text));
+    int e = w == (ssize_t)strlen(text) ? 0 : (w < 0 ? -errno : -EIO);
+    close(fd);
+    return e;
+}
+
+int sbx_isolate_mounts(int userns)
+{
+    uid_t uid = geteuid();
+    gid_t gid = getegid();
+    if (unshare(CLONE_NEWNS | (userns ? CLONE_NEWUSER : 0)) < 0)
+        return -errno;
+    if (userns) {
+        char map[64];
+        int rc;
+        snprintf(map, sizeof(map), "0 %u 1\n", (unsigned)uid);
+        if ((rc = write_file("/proc/self/uid_map", map)) < 0 ||
+            (rc = write_file("/proc/self/setgroups", "deny")) < 0)
+            return rc;
+        snprintf(map, sizeof(map), "0 %u 1\n", (unsigned)gid);
+        if ((rc = write_file("/proc/self/gid_map", map)) < 0)
+            return rc;
+        in_userns = 1;
+    }
     return mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0 ? -errno : 0;
+}
+
+/* Whether a forked child can unshare every namespace a sandbox uses (plus extra): 0 or errno. */
+static int probe_unshare(int extra)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return errno;
+    if (pid == 0)
+        _exit(unshare(extra | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS |
+                      CLONE_NEWNET | CLONE_NEWCGROUP) < 0
+                  ? errno
+                  : 0);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : EIO;
 }
 
 int sbx_probe(char *desc, size_t size)
@@ -358,25 +411,21 @@ int sbx_probe(char *desc, size_t size)
                 on = 0;
             fclose(f);
         }
+        if (!on) {
+            snprintf(desc, size, "none: not root and no unprivileged user namespaces");
+            return SBX_SUPPORT_NONE;
+        }
+        int e = probe_unshare(CLONE_NEWUSER);
+        if (e) {
+            snprintf(desc, size, "none: not root, and unshare of a user namespace fails: %s",
+                     strerror(e));
+            return SBX_SUPPORT_NONE;
+        }
         snprintf(desc, size,
-                 on ? "unprivileged user namespaces only (not supported yet: run as root)"
-                    : "none: not root and no unprivileged user namespaces");
-        return on ? SBX_SUPPORT_USERNS : SBX_SUPPORT_NONE;
+                 "rootless: user, mount, pid, ipc, uts, net and cgroup namespaces, seccomp");
+        return SBX_SUPPORT_USERNS;
     }
-    pid_t pid = fork();
-    if (pid < 0) {
-        snprintf(desc, size, "none: fork: %s", strerror(errno));
-        return SBX_SUPPORT_NONE;
-    }
-    if (pid == 0)
-        _exit(unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET |
-                      CLONE_NEWCGROUP) < 0
-                  ? errno
-                  : 0);
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        ;
-    int e = WIFEXITED(status) ? WEXITSTATUS(status) : EIO;
+    int e = probe_unshare(0);
     if (e) {
         snprintf(desc, size, "none: root, but unshare of the namespaces fails: %s", strerror(e));
         return SBX_SUPPORT_NONE;

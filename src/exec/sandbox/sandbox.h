@@ -15,14 +15,15 @@
  * The program runs as PID 1 of its PID namespace: orphans it does not reap stay zombies until
  * it exits, and only SIGKILL/SIGSTOP (or signals it handles) reach it from outside.
  *
- * Requires root (CAP_SYS_ADMIN in the initial user namespace); sbx_probe says what the host
- * allows. Link with -lseccomp. Files: sandbox.c (orchestrator), mount.c, net.c, caps.c,
- * seccomp.c, rlimit.c.
+ * Runs as root, or rootless where unprivileged user namespaces are allowed (as bubblewrap
+ * does; see sbx_isolate_mounts); sbx_probe says what the host allows. Link with -lseccomp. Files:
+ * sandbox.c (orchestrator), mount.c, net.c, caps.c, seccomp.c, rlimit.c.
  */
 #ifndef IGNIS_EXEC_SANDBOX_H
 #define IGNIS_EXEC_SANDBOX_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 struct cgroup;
@@ -35,6 +36,7 @@ struct sbx_root;
 /* What the child was doing when setup failed (sbx_child.failed_step). */
 enum sbx_step {
     SBX_STEP_NONE = 0,
+    SBX_STEP_USERNS,   /* map uid/gid in the sandbox's own user namespace (rootless) */
     SBX_STEP_CGROUP,   /* cgroup_attach_self */
     SBX_STEP_CGROUPNS, /* unshare(CLONE_NEWCGROUP) once inside the instance's group */
     SBX_STEP_STDIO,
@@ -74,6 +76,8 @@ struct sbx_spec {
     int stdout_fd;           /* becomes fds 1 and 2 (stdin is /dev/null); -1: inherit; not 0 */
     const struct cgroup *cg; /* entered before anything else; NULL: none. The caller still
                                 calls cgroup_attach_done() after sbx_spawn returns. */
+    uint64_t rlimit_data;    /* RLIMIT_DATA in bytes (a memory limit without cgroups); 0: none */
+    unsigned rlimit_nproc;   /* RLIMIT_NPROC (a process limit without cgroups); 0: none */
 };
 
 struct sbx_child {
@@ -97,13 +101,18 @@ int sbx_spawn(const struct sbx_spec *spec, struct sbx_child *out, char *err, siz
 enum sbx_support {
     SBX_SUPPORT_NONE = 0,  /* no sandbox possible */
     SBX_SUPPORT_ROOT = 1,  /* root with all namespaces and seccomp: sbx_spawn works */
-    SBX_SUPPORT_USERNS = 2 /* unprivileged user namespaces only: not supported yet */
+    SBX_SUPPORT_USERNS = 2 /* not root, but unprivileged user namespaces: rootless mode */
 };
 
 /* Moves the calling process into a mount namespace of its own (mounts propagate in from the
  * host, none out), where sbx_root_new can mount without the host seeing it and which a killed
- * process takes along. Call before any thread starts. Returns 0 or -errno. */
-int sbx_isolate_mounts(void);
+ * process takes along. userns (rootless, SBX_SUPPORT_USERNS): first into a user namespace of
+ * its own too, where it is uid/gid 0 with every capability; then every sandbox gets a user
+ * namespace of its own, whose one uid/gid map to this one (on the host: the caller's), and
+ * sbx_spec.netns_fd cannot be used. Call before any thread starts. Returns 0 or -errno. */
+int sbx_isolate_mounts(int userns);
+/* Whether sbx_isolate_mounts made a user namespace. */
+int sbx_in_userns(void);
 
 /* Builds at dir (an absolute path; created, must be empty) the read-only root every sandbox
  * starts from, for programs running as uid/gid: a tmpfs with the host's /usr and library dirs,

@@ -43,6 +43,7 @@ struct sbx_root {
     char dir[4096];
     uid_t uid;
     gid_t gid;
+    int userns; /* made inside sbx_isolate_mounts' user namespace: sandboxes get one each */
 };
 
 struct sbx_mount_plan {
@@ -70,10 +71,13 @@ int sbx_net_recv_fd(int sock);              /* parent: fd (O_CLOEXEC) or -errno 
 
 /*=== caps.c ===*/
 
-int sbx_caps_drop_bounding(void);        /* child: empty the bounding and ambient sets */
-int sbx_creds_set(uid_t uid, gid_t gid); /* child: no groups, uid/gid everywhere */
-int sbx_caps_clear(void);                /* child: permitted/effective/inheritable = 0 */
-int sbx_no_new_privs(void);              /* child */
+int sbx_caps_drop_bounding(void); /* child: empty the bounding and ambient sets */
+/* child: no groups (unless the user namespace forbids setgroups), uid/gid everywhere */
+int sbx_creds_set(uid_t uid, gid_t gid, int userns);
+/* child, first thing in a new user namespace: uid/gid inside map to the caller's ids */
+int sbx_userns_map(uid_t uid, gid_t gid);
+int sbx_caps_clear(void);   /* child: permitted/effective/inheritable = 0 */
+int sbx_no_new_privs(void); /* child */
 
 /*=== seccomp.c ===*/
 
@@ -83,6 +87,6 @@ int sbx_seccomp_load(const struct sock_fprog *prog); /* child, after sbx_no_new_
 
 /*=== rlimit.c ===*/
 
-int sbx_rlimits_apply(void); /* child */
+int sbx_rlimits_apply(uint64_t data_bytes, unsigned nproc); /* child; 0: leave as is */
 
 #endif
