@@ -32,14 +32,11 @@ void aws_reply_json(struct http_req *req, unsigned status, json_t *doc)
     http_reply_take(req, status, "application/json", text, strlen(text));
 }
 
-void aws_error(struct http_req *req, enum aws_protocol proto, unsigned status, const char *code,
-               const char *fmt, ...)
+static void error_v(struct http_req *req, enum aws_protocol proto, unsigned status,
+                    const char *code, json_t *fields, const char *fmt, va_list ap)
 {
     char message[2048];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(message, sizeof(message), fmt, ap);
-    va_end(ap);
     json_t *doc;
     if (proto == AWS_REST_JSON) {
         http_req_add_header(req, "x-amzn-ErrorType", code);
@@ -54,6 +51,8 @@ void aws_error(struct http_req *req, enum aws_protocol proto, unsigned status, c
     }
     if (!doc)
         doc = json_object();
+    if (fields)
+        json_object_update(doc, fields);
     if (proto == AWS_JSON_11) {
         char id[37];
         aws_request_id(req, id);
@@ -63,4 +62,22 @@ void aws_error(struct http_req *req, enum aws_protocol proto, unsigned status, c
         return;
     }
     aws_reply_json(req, status, doc);
+}
+
+void aws_error(struct http_req *req, enum aws_protocol proto, unsigned status, const char *code,
+               const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    error_v(req, proto, status, code, NULL, fmt, ap);
+    va_end(ap);
+}
+
+void aws_error_fields(struct http_req *req, enum aws_protocol proto, unsigned status,
+                      const char *code, json_t *fields, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    error_v(req, proto, status, code, fields, fmt, ap);
+    va_end(ap);
 }

@@ -15,6 +15,11 @@ enum aws_protocol { AWS_REST_JSON, AWS_JSON_11 };
 
 void aws_error(struct http_req *req, enum aws_protocol proto, unsigned status, const char *code,
                const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* aws_error with more members in the body, e.g. Lambda's TooManyRequestsException
+ * {"Reason": ...}. fields (an object, may be NULL) is borrowed. */
+void aws_error_fields(struct http_req *req, enum aws_protocol proto, unsigned status,
+                      const char *code, json_t *fields, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
 
 /* Answers with a JSON document (takes the reference to doc). */
 void aws_reply_json(struct http_req *req, unsigned status, json_t *doc);

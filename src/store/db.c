@@ -8,17 +8,28 @@
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/log.h"
 
 struct db {
     sqlite3 *conn;
     sqlite3_stmt *fn_put, *fn_delete, *fn_all;
+    sqlite3_stmt *ev_put, *ev_attempts, *ev_delete, *ev_all, *ev_payload;
 };
 
 static const char *migrations[] = {
     /* 1 */
     "CREATE TABLE functions (name TEXT PRIMARY KEY, record TEXT NOT NULL);",
+    /* 2: asynchronous invocations waiting for their final outcome */
+    "CREATE TABLE async_events (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, "
+    "function TEXT NOT NULL, qualifier TEXT NOT NULL, payload BLOB NOT NULL, client_context TEXT, "
+    "received_ms INTEGER NOT NULL, attempts INTEGER NOT NULL, due_ms INTEGER NOT NULL);",
+};
+
+struct statement {
+    sqlite3_stmt **st;
+    const char *sql;
 };
 
 static int exec(sqlite3 *conn, const char *sql)
@@ -64,16 +75,25 @@ int db_open(const char *path, struct db **out)
     if (exec(db->conn, "PRAGMA journal_mode=WAL") || exec(db->conn, "PRAGMA synchronous=NORMAL") ||
         migrate(db->conn))
         goto error;
-    if (sqlite3_prepare_v2(db->conn,
-                           "INSERT INTO functions(name, record) VALUES(?, ?) "
-                           "ON CONFLICT(name) DO UPDATE SET record = excluded.record",
-                           -1, &db->fn_put, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(db->conn, "DELETE FROM functions WHERE name = ?", -1, &db->fn_delete,
-                           NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(db->conn, "SELECT name, record FROM functions ORDER BY name", -1,
-                           &db->fn_all, NULL) != SQLITE_OK) {
-        log_error("sqlite prepare: %s", sqlite3_errmsg(db->conn));
-        goto error;
+    const struct statement statements[] = {
+        {&db->fn_put, "INSERT INTO functions(name, record) VALUES(?, ?) "
+                      "ON CONFLICT(name) DO UPDATE SET record = excluded.record"},
+        {&db->fn_delete, "DELETE FROM functions WHERE name = ?"},
+        {&db->fn_all, "SELECT name, record FROM functions ORDER BY name"},
+        {&db->ev_put, "INSERT INTO async_events(id, function, qualifier, payload, client_context, "
+                      "received_ms, attempts, due_ms) VALUES(?, ?, ?, ?, ?, ?, ?, ?)"},
+        {&db->ev_attempts, "UPDATE async_events SET attempts = ?, due_ms = ? WHERE id = ?"},
+        {&db->ev_delete, "DELETE FROM async_events WHERE id = ?"},
+        {&db->ev_all, "SELECT id, function, qualifier, received_ms, attempts, due_ms "
+                      "FROM async_events ORDER BY seq"},
+        {&db->ev_payload, "SELECT payload, client_context FROM async_events WHERE id = ?"},
+    };
+    for (size_t i = 0; i < sizeof(statements) / sizeof(statements[0]); i++) {
+        if (sqlite3_prepare_v2(db->conn, statements[i].sql, -1, statements[i].st, NULL) !=
+            SQLITE_OK) {
+            log_error("sqlite prepare %s: %s", statements[i].sql, sqlite3_errmsg(db->conn));
+            goto error;
+        }
     }
     *out = db;
     return 0;
@@ -89,6 +109,11 @@ void db_close(struct db *db)
     sqlite3_finalize(db->fn_put);
     sqlite3_finalize(db->fn_delete);
     sqlite3_finalize(db->fn_all);
+    sqlite3_finalize(db->ev_put);
+    sqlite3_finalize(db->ev_attempts);
+    sqlite3_finalize(db->ev_delete);
+    sqlite3_finalize(db->ev_all);
+    sqlite3_finalize(db->ev_payload);
     sqlite3_close(db->conn);
     free(db);
 }
@@ -126,4 +151,90 @@ int db_function_foreach(struct db *db, db_record_cb cb, void *arg)
            (const char *)sqlite3_column_text(db->fn_all, 1), arg);
     sqlite3_reset(db->fn_all);
     return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+/*=== Asynchronous invocations ===*/
+
+int db_async_put(struct db *db, const struct db_async_event *ev)
+{
+    sqlite3_stmt *st = db->ev_put;
+    sqlite3_bind_text(st, 1, ev->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, ev->function, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, ev->qualifier, -1, SQLITE_STATIC);
+    sqlite3_bind_blob64(st, 4, ev->payload ? ev->payload : "", ev->payload_len, SQLITE_STATIC);
+    if (ev->client_context)
+        sqlite3_bind_text(st, 5, ev->client_context, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 5);
+    sqlite3_bind_int64(st, 6, ev->received_ms);
+    sqlite3_bind_int(st, 7, ev->attempts);
+    sqlite3_bind_int64(st, 8, ev->due_ms);
+    return step_done(db, st);
+}
+
+int db_async_set_attempts(struct db *db, const char *id, int attempts, int64_t due_ms)
+{
+    sqlite3_bind_int(db->ev_attempts, 1, attempts);
+    sqlite3_bind_int64(db->ev_attempts, 2, due_ms);
+    sqlite3_bind_text(db->ev_attempts, 3, id, -1, SQLITE_STATIC);
+    return step_done(db, db->ev_attempts);
+}
+
+int db_async_delete(struct db *db, char *const *ids, size_t n)
+{
+    if (n == 0)
+        return 0;
+    if (exec(db->conn, "BEGIN"))
+        return -EIO;
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_bind_text(db->ev_delete, 1, ids[i], -1, SQLITE_STATIC);
+        if (step_done(db, db->ev_delete) < 0) {
+            exec(db->conn, "ROLLBACK");
+            return -EIO;
+        }
+    }
+    return exec(db->conn, "COMMIT");
+}
+
+int db_async_foreach(struct db *db, db_async_cb cb, void *arg)
+{
+    sqlite3_stmt *st = db->ev_all;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct db_async_event ev = {
+            .id = (const char *)sqlite3_column_text(st, 0),
+            .function = (const char *)sqlite3_column_text(st, 1),
+            .qualifier = (const char *)sqlite3_column_text(st, 2),
+            .received_ms = sqlite3_column_int64(st, 3),
+            .attempts = sqlite3_column_int(st, 4),
+            .due_ms = sqlite3_column_int64(st, 5),
+        };
+        if (ev.id && ev.function && ev.qualifier)
+            cb(&ev, arg);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+int db_async_payload(struct db *db, const char *id, struct buf *payload, char **client_context)
+{
+    sqlite3_stmt *st = db->ev_payload;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st), out = 0;
+    if (rc == SQLITE_ROW) {
+        const void *data = sqlite3_column_blob(st, 0);
+        int len = sqlite3_column_bytes(st, 0);
+        const char *cc = (const char *)sqlite3_column_text(st, 1);
+        if ((len > 0 && buf_append(payload, data, (size_t)len) < 0) ||
+            (cc && client_context && !(*client_context = strdup(cc))))
+            out = -ENOMEM;
+    } else if (rc == SQLITE_DONE) {
+        out = -ENOENT;
+    } else {
+        log_error("sqlite step: %s", sqlite3_errmsg(db->conn));
+        out = -EIO;
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return out;
 }

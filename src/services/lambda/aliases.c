@@ -3,7 +3,8 @@
  * ListAliases) and their weighted routing. An alias names $LATEST or a
  * published version and, optionally (RoutingConfig), one more published
  * version with the share of invocations it receives. Aliases live in the
- * function's record and are persisted with it; they go with the function.
+ * function's record and are persisted with it; they go with the function,
+ * and deleting one deletes its event invoke config.
  * Not here: resolving an alias named as a qualifier (lambda_lookup, api.c),
  * refusing to delete a version an alias uses (DeleteFunction, api.c),
  * running the version an invocation's routing picks (invoke.c).
@@ -493,14 +494,20 @@ void alias_op(struct lambda *l, struct http_req *req, const char *method, const 
     if (strcmp(method, "DELETE") == 0) {
         /* deleting an alias that does not exist succeeds, as on Lambda */
         if (alias) {
+            /* its event invoke config goes with it */
+            json_t *config = json_incref(json_object_get(fn->event_configs, name));
             json_incref(alias);
             json_object_del(fn->aliases, name);
+            json_object_del(fn->event_configs, name);
             if (save_or_fail(l, fn, &err) < 0) {
                 json_object_set_new(fn->aliases, name, alias);
+                if (config)
+                    json_object_set_new(fn->event_configs, name, config);
                 aws_error(req, AWS_REST_JSON, err.status, err.code, "%s", err.message);
                 return;
             }
             json_decref(alias);
+            json_decref(config);
         }
         char id[37];
         aws_request_id(req, id);

@@ -3,8 +3,11 @@
  * GetFunction, GetFunctionConfiguration, ListFunctions, UpdateFunctionCode,
  * UpdateFunctionConfiguration, DeleteFunction, TagResource, UntagResource,
  * ListTags), the resolution of a function reference and its qualifier
- * (version or alias), the routing of /2015-03-31 and /2017-03-31 paths to
- * them, to the version and alias operations and to Invoke, and the code
+ * (version or alias), the routing of the Lambda API's paths (2015-03-31,
+ * 2017-03-31 tags, 2019-09-25 event invoke configs, 2017-10-31 and
+ * 2019-09-30 concurrency, 2016-08-19 account settings) to them, to the
+ * version, alias, event-invoke-config and concurrency operations and to
+ * Invoke, and the code
  * download behind GetFunction's Code.Location. Zip unpacking runs on the
  * work queue; the answer is sent when it is done.
  */
@@ -26,6 +29,10 @@
 
 #define P "/2015-03-31/functions"
 #define TAGS_PREFIX "/2017-03-31/tags/"
+#define EVENT_CONFIG_PREFIX "/2019-09-25/"    /* .../functions/{name}/event-invoke-config */
+#define CONCURRENCY_PREFIX "/2017-10-31/"     /* .../functions/{name}/concurrency */
+#define CONCURRENCY_GET_PREFIX "/2019-09-30/" /* GetFunctionConcurrency */
+#define ACCOUNT_PREFIX "/2016-08-19/"         /* account-settings/ */
 #define CODE_PREFIX "/_ignis/code/"
 #define CODE_URL_TTL_S 600
 
@@ -319,6 +326,7 @@ static void create_function(struct lambda *l, struct http_req *req)
     fn->tags = tags ? json_deep_copy(tags) : json_object();
     fn->versions = json_object();
     fn->aliases = json_object();
+    fn->event_configs = json_object();
     lambda_insert(l, fn);
     if (start_code_job(l, req, fn, json_object_get(code, "ZipFile"), 1,
                        json_is_true(json_object_get(body, "Publish"))) < 0)
@@ -344,38 +352,44 @@ struct function *lambda_lookup(struct lambda *l, struct http_req *req, const cha
         not_found(l, req, name);
         return NULL;
     }
+    int missing = t ? lambda_resolve(fn, qual, t) < 0 : qual[0] && strcmp(qual, "$LATEST") != 0;
+    if (missing) {
+        char arn[256];
+        function_arn(l, name, arn, sizeof(arn));
+        aws_error(req, AWS_REST_JSON, 404, "ResourceNotFoundException", "Function not found: %s:%s",
+                  arn, qual);
+        return NULL;
+    }
+    return fn;
+}
+
+int lambda_resolve(struct function *fn, const char *qual, struct fn_target *t)
+{
     /* version: the published version named, directly or through an alias */
     const char *version = NULL;
     json_t *alias = NULL;
     if (qual[0] && strcmp(qual, "$LATEST") != 0) {
         const char *v = qual;
-        if (t && (alias = alias_find(fn, qual)))
+        if ((alias = alias_find(fn, qual)))
             v = json_string_value(json_object_get(alias, "FunctionVersion"));
-        if (t && v && strcmp(v, "$LATEST") != 0)
+        if (v && strcmp(v, "$LATEST") != 0)
             version = json_object_iter_key(json_object_iter_at(fn->versions, v));
-        if (!t || (!version && !alias)) {
-            char arn[256];
-            function_arn(l, name, arn, sizeof(arn));
-            aws_error(req, AWS_REST_JSON, 404, "ResourceNotFoundException",
-                      "Function not found: %s:%s", arn, qual);
-            return NULL;
-        }
+        if (!version && !alias)
+            return -1;
     }
-    if (t) {
-        t->fn = fn;
-        snprintf(t->qualifier, sizeof(t->qualifier), "%s", qual);
-        t->alias = alias;
-        t->version = version;
-        if (!version) {
-            t->config = fn->config;
-            t->code_hex = fn->code_hex;
-        } else {
-            json_t *rec = json_object_get(fn->versions, version);
-            t->config = json_object_get(rec, "Configuration");
-            t->code_hex = json_string_value(json_object_get(rec, "CodeHex"));
-        }
+    t->fn = fn;
+    snprintf(t->qualifier, sizeof(t->qualifier), "%s", qual);
+    t->alias = alias;
+    t->version = version;
+    if (!version) {
+        t->config = fn->config;
+        t->code_hex = fn->code_hex;
+    } else {
+        json_t *rec = json_object_get(fn->versions, version);
+        t->config = json_object_get(rec, "Configuration");
+        t->code_hex = json_string_value(json_object_get(rec, "CodeHex"));
     }
-    return fn;
+    return 0;
 }
 
 /* What GetFunction(Configuration) shows: while code is being stored the
@@ -413,6 +427,10 @@ static void get_function(struct lambda *l, struct http_req *req, const char *ref
                             "RepositoryType", "S3", "Location", url);
     if (json_object_size(fn->tags) > 0)
         json_object_set(doc, "Tags", fn->tags);
+    if (fn->reserved_set)
+        json_object_set_new(
+            doc, "Concurrency",
+            json_pack("{s:I}", "ReservedConcurrentExecutions", (json_int_t)fn->reserved));
     aws_reply_json(req, 200, doc);
 }
 
@@ -767,6 +785,31 @@ static size_t body_cap(struct http_req *req, void *arg)
     return LAMBDA_REQUEST_MAX;
 }
 
+/* "/{ref}[/sub...]": the function segment into ref and what follows it
+ * (maybe "") into *sub. rest NULL is no match. */
+static int split_function_path(const char *rest, char ref[512], const char **sub)
+{
+    if (!rest || rest[0] != '/')
+        return -1;
+    const char *seg = rest + 1;
+    const char *slash = strchr(seg, '/');
+    size_t n = slash ? (size_t)(slash - seg) : strlen(seg);
+    if (n == 0 || n >= 512)
+        return -1;
+    memcpy(ref, seg, n);
+    ref[n] = '\0';
+    *sub = slash ? slash : "";
+    return 0;
+}
+
+/* What follows "<prefix>functions" in path, or NULL. */
+static const char *after_functions(const char *path, const char *prefix)
+{
+    if (!str_has_prefix(path, prefix) || !str_has_prefix(path + strlen(prefix), "functions/"))
+        return NULL;
+    return path + strlen(prefix) + strlen("functions");
+}
+
 static void handle(struct http_req *req, const struct edge_auth *auth, void *arg)
 {
     (void)auth;
@@ -788,6 +831,39 @@ static void handle(struct http_req *req, const struct edge_auth *auth, void *arg
         tags_op(l, req, method, path + strlen(TAGS_PREFIX));
         return;
     }
+    if (str_has_prefix(path, ACCOUNT_PREFIX)) {
+        const char *rest = path + strlen(ACCOUNT_PREFIX);
+        if ((strcmp(rest, "account-settings") == 0 || strcmp(rest, "account-settings/") == 0) &&
+            strcmp(method, "GET") == 0)
+            account_settings_op(l, req);
+        else
+            goto unknown;
+        return;
+    }
+    char ref[512];
+    const char *sub;
+    if (str_has_prefix(path, EVENT_CONFIG_PREFIX)) {
+        if (split_function_path(after_functions(path, EVENT_CONFIG_PREFIX), ref, &sub) < 0)
+            goto unknown;
+        int list = strcmp(sub, "/event-invoke-config/list") == 0 ||
+                   strcmp(sub, "/event-invoke-config/list/") == 0;
+        if (list ? strcmp(method, "GET") == 0
+                 : strcmp(sub, "/event-invoke-config") == 0 ||
+                       strcmp(sub, "/event-invoke-config/") == 0)
+            event_config_op(l, req, method, ref, list);
+        else
+            goto unknown;
+        return;
+    }
+    if (str_has_prefix(path, CONCURRENCY_PREFIX) || str_has_prefix(path, CONCURRENCY_GET_PREFIX)) {
+        const char *r = after_functions(path, CONCURRENCY_PREFIX);
+        if (split_function_path(r ? r : after_functions(path, CONCURRENCY_GET_PREFIX), ref, &sub) <
+                0 ||
+            (strcmp(sub, "/concurrency") != 0 && strcmp(sub, "/concurrency/") != 0))
+            goto unknown;
+        concurrency_op(l, req, method, ref);
+        return;
+    }
     if (!str_has_prefix(path, P))
         goto unknown;
     const char *rest = path + strlen(P);
@@ -800,17 +876,8 @@ static void handle(struct http_req *req, const struct edge_auth *auth, void *arg
             goto unknown;
         return;
     }
-    if (rest[0] != '/')
+    if (split_function_path(rest, ref, &sub) < 0)
         goto unknown;
-    char ref[512];
-    const char *seg = rest + 1;
-    const char *slash = strchr(seg, '/');
-    size_t n = slash ? (size_t)(slash - seg) : strlen(seg);
-    if (n == 0 || n >= sizeof(ref))
-        goto unknown;
-    memcpy(ref, seg, n);
-    ref[n] = '\0';
-    const char *sub = slash ? slash : "";
     if (strcmp(sub, "") == 0 || strcmp(sub, "/") == 0) {
         if (strcmp(method, "GET") == 0)
             get_function(l, req, ref);
@@ -877,13 +944,18 @@ struct lambda *lambda_new(struct loop *loop, const struct config *cfg, struct db
     l->pool = pool;
     l->wq = wq;
     snprintf(l->code_root, sizeof(l->code_root), "%.4000s/packages", cfg->data_dir);
+    concurrency_init(l);
     if (codestore_init(l->code_root) < 0 || lambda_load(l) < 0) {
         log_error("cannot open the code store or load functions under %s", cfg->data_dir);
-        free(l->fns);
-        free(l);
+        lambda_free(l);
         return NULL;
     }
     log_info("loaded %zu function(s)", l->nfns);
+    if (async_init(l) < 0) {
+        log_error("cannot load the asynchronous invocation queue");
+        lambda_free(l);
+        return NULL;
+    }
     return l;
 }
 
@@ -911,6 +983,14 @@ int lambda_register(struct lambda *l, struct edge *edge)
         rc = edge_add_route(edge, &tags);
     if (!rc)
         rc = edge_add_route(edge, &code);
+    /* unsigned requests to the other API versions get Lambda's errors too */
+    static const char *const more[] = {EVENT_CONFIG_PREFIX, CONCURRENCY_PREFIX,
+                                       CONCURRENCY_GET_PREFIX, ACCOUNT_PREFIX};
+    for (size_t i = 0; !rc && i < sizeof(more) / sizeof(more[0]); i++) {
+        struct edge_route r = api;
+        r.path_prefix = more[i];
+        rc = edge_add_route(edge, &r);
+    }
     return rc;
 }
 
@@ -918,6 +998,8 @@ void lambda_free(struct lambda *l)
 {
     if (!l)
         return;
+    async_free(l);
+    lambda_calls_detach(l);
     while (l->nfns > 0) {
         struct function *fn = l->fns[l->nfns - 1];
         l->nfns--;

@@ -1,10 +1,12 @@
 /*
  * function: the Lambda function registry and records. Keeps every function
  * in a name-sorted array (binary search; ListFunctions pages in order),
- * persists each record (configuration, tags, versions, aliases) as JSON in
- * the db, validates configuration the way Lambda does (same error names and
- * messages), and turns a function into the pool_fn_spec the execution pool
- * runs (argv per runtime, Lambda's reserved environment variables).
+ * persists each record (configuration, tags, versions, aliases, event
+ * invoke configs, reserved concurrency) as JSON in the db, validates
+ * configuration the way Lambda does (same error names and messages), and
+ * turns a function into the pool_fn_spec the execution pool runs (argv per
+ * runtime, Lambda's reserved environment variables, a reservation as the
+ * instance cap).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -53,6 +55,7 @@ int lambda_insert(struct lambda *l, struct function *fn)
     l->fns[i] = fn;
     l->nfns++;
     fn->refs++;
+    concurrency_account(l, fn, 1);
     return 0;
 }
 
@@ -63,7 +66,10 @@ void lambda_remove(struct lambda *l, struct function *fn)
         memmove(l->fns + i, l->fns + i + 1, (l->nfns - i - 1) * sizeof(*l->fns));
         l->nfns--;
         fn->deleted = 1;
-        function_reset_runner(fn);
+        concurrency_account(l, fn, 0);
+        /* every version's runner too: the last reference may be dropped by an
+         * invocation's done callback, which must not call into the pool */
+        function_reset_runners(fn);
         function_unref(fn);
     }
 }
@@ -80,6 +86,7 @@ void function_unref(struct function *fn)
     json_decref(fn->tags);
     json_decref(fn->versions);
     json_decref(fn->aliases);
+    json_decref(fn->event_configs);
     free(fn);
 }
 
@@ -109,6 +116,10 @@ int function_save(struct lambda *l, struct function *fn)
     json_t *rec = json_pack("{s:O, s:O, s:s, s:O, s:I, s:O}", "Configuration", fn->config, "Tags",
                             fn->tags, "CodeHex", fn->code_hex, "Versions", fn->versions,
                             "LastVersion", fn->last_version, "Aliases", fn->aliases);
+    if (rec && json_object_size(fn->event_configs) > 0)
+        json_object_set(rec, "EventInvokeConfigs", fn->event_configs);
+    if (rec && fn->reserved_set)
+        json_object_set_new(rec, "ReservedConcurrency", json_integer(fn->reserved));
     char *text = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
     json_decref(rec);
     if (!text)
@@ -148,6 +159,16 @@ static void load_one(const char *name, const char *record, void *arg)
     if (!json_is_object(fn->tags)) {
         json_decref(fn->tags);
         fn->tags = json_object();
+    }
+    fn->event_configs = json_incref(json_object_get(rec, "EventInvokeConfigs"));
+    if (!json_is_object(fn->event_configs)) {
+        json_decref(fn->event_configs);
+        fn->event_configs = json_object();
+    }
+    json_t *reserved = json_object_get(rec, "ReservedConcurrency");
+    if (json_is_integer(reserved) && json_integer_value(reserved) >= 0) {
+        fn->reserved_set = 1;
+        fn->reserved = (unsigned)json_integer_value(reserved);
     }
     /* A record is only written once its code is stored: it is ready. */
     json_object_set_new(fn->config, "State", json_string("Active"));
@@ -299,6 +320,8 @@ static struct pool_fn *build_runner(struct lambda *l, struct function *fn, json_
             json_object_get(json_object_get(c, "EphemeralStorage"), "Size")),
         .timeout_ms = (unsigned)timeout * 1000,
         .memory_mb = (unsigned)memory,
+        /* a reservation caps the function's instances too (0 never runs: throttled earlier) */
+        .max_instances = fn->reserved_set && fn->reserved > 0 ? fn->reserved : 0,
     };
     struct pool_fn *run = pool_fn_new(l->pool, &spec);
     strv_release(&argv);
@@ -450,8 +473,8 @@ static int in_list(const char *s, const char *const *list)
     return 0;
 }
 
-static int check_int(json_t *body, const char *key, const char *field, long min, long max,
-                     json_int_t *out, struct param_error *err)
+int param_int(json_t *body, const char *key, const char *field, long min, long max, json_int_t *out,
+              struct param_error *err)
 {
     json_t *v = json_object_get(body, key);
     if (!v)
@@ -660,11 +683,11 @@ int apply_configuration(struct lambda *l, json_t *config, json_t *body, int crea
                                     "Member must have length less than or equal to 256");
         json_object_set_new(config, "Description", json_string(s));
     }
-    if ((rc = check_int(body, "Timeout", "timeout", 1, 900, &i, err)) < 0)
+    if ((rc = param_int(body, "Timeout", "timeout", 1, 900, &i, err)) < 0)
         return -1;
     if (rc == 0)
         json_object_set_new(config, "Timeout", json_integer(i));
-    if ((rc = check_int(body, "MemorySize", "memorySize", 128, 10240, &i, err)) < 0)
+    if ((rc = param_int(body, "MemorySize", "memorySize", 128, 10240, &i, err)) < 0)
         return -1;
     if (rc == 0)
         json_object_set_new(config, "MemorySize", json_integer(i));
@@ -680,7 +703,7 @@ int apply_configuration(struct lambda *l, json_t *config, json_t *body, int crea
     }
     json_t *eph = json_object_get(body, "EphemeralStorage");
     if (eph) {
-        if (check_int(eph, "Size", "ephemeralStorage.size", 512, 10240, &i, err) < 0)
+        if (param_int(eph, "Size", "ephemeralStorage.size", 512, 10240, &i, err) < 0)
             return -1;
         if (json_object_get(eph, "Size"))
             json_object_set_new(config, "EphemeralStorage", json_pack("{s:I}", "Size", i));
@@ -744,11 +767,18 @@ int apply_configuration(struct lambda *l, json_t *config, json_t *body, int crea
             return param_fail(err, 400, "InvalidParameterValueException",
                               "Architecture arm64 is not supported by this Ignis host (x86_64).");
     }
+    /* no SQS queues or SNS topics yet: a dead-letter queue can only be absent
+     * (an empty TargetArn is how a client removes one) */
+    json_t *dlq = json_object_get(body, "DeadLetterConfig");
+    const char *dlq_arn = json_string_value(json_object_get(dlq, "TargetArn"));
+    int dlq_empty = json_is_object(dlq) && json_object_size(dlq) == 1 && dlq_arn && !*dlq_arn;
     static const char *const unsupported[] = {
         "VpcConfig",   "DeadLetterConfig",     "KMSKeyArn", "Layers", "FileSystemConfigs",
         "ImageConfig", "CodeSigningConfigArn", "SnapStart", NULL};
     for (const char *const *u = unsupported; *u; u++) {
         json_t *v = json_object_get(body, *u);
+        if (v == dlq && dlq_empty)
+            continue;
         if (v && !(json_is_array(v) && json_array_size(v) == 0) &&
             !(json_is_object(v) && json_object_size(v) == 0) && !json_is_null(v))
             return param_fail(err, 400, "InvalidParameterValueException",

@@ -3,9 +3,11 @@
  * the request as Lambda does, hands the event to the pool and turns the
  * outcome into Invoke's answer (X-Amz-Function-Error, X-Amz-Log-Result,
  * X-Amz-Executed-Version). Through an alias it runs the version the alias's
- * routing picks; the function sees the ARN as invoked, alias included. This
- * is the warm path: no disk, no db, no allocation beyond the invocation
- * itself.
+ * routing picks; the function sees the ARN as invoked, alias included. A
+ * synchronous invoke over the function's or the account's concurrency is
+ * answered 429 (concurrency.c); an Event is stored and queued (async.c) and
+ * answered 202 once stored. The synchronous path is the warm path: no disk,
+ * no db, no allocation beyond the invocation and its concurrency ticket.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +20,9 @@
 
 static void sync_done(struct invocation *inv, void *arg)
 {
-    struct http_req *req = arg;
+    struct lambda_call *call = arg;
+    struct http_req *req = call->req;
+    lambda_call_end(call);
     http_req_add_header(req, "x-amzn-RequestId", inv->request_id);
     http_req_add_header(req, "X-Amz-Executed-Version", inv->executed_version);
     if (inv->outcome == INVOCATION_FUNCTION_ERROR)
@@ -32,12 +36,6 @@ static void sync_done(struct invocation *inv, void *arg)
     size_t len;
     char *body = buf_detach(&inv->result, &len);
     http_reply_take(req, 200, "application/json", body, len);
-    invocation_free(inv);
-}
-
-static void async_done(struct invocation *inv, void *arg)
-{
-    (void)arg;
     invocation_free(inv);
 }
 
@@ -116,6 +114,26 @@ void lambda_invoke(struct lambda *l, struct http_req *req, const char *ref)
         http_reply(req, 204, NULL, "", 0);
         return;
     }
+    if (is_event) {
+        /* stored before it is acknowledged: it survives a crash from now on */
+        char id[37];
+        int rc = async_enqueue(l, fn->name, qual, body, len, ctx.data, id);
+        buf_release(&ctx);
+        if (rc < 0) {
+            aws_error(req, AWS_REST_JSON, 500, "ServiceException", "could not store the event: %s",
+                      strerror(-rc));
+            return;
+        }
+        http_req_add_header(req, "x-amzn-RequestId", id);
+        http_reply(req, 202, NULL, "", 0);
+        return;
+    }
+    enum throttle why = concurrency_check(l, fn);
+    if (why != THROTTLE_NONE) {
+        buf_release(&ctx);
+        concurrency_reply_throttled(req, why);
+        return;
+    }
     struct invocation *inv = invocation_new();
     if (len > 0)
         buf_append(&inv->payload, body, len);
@@ -138,14 +156,15 @@ void lambda_invoke(struct lambda *l, struct http_req *req, const char *ref)
         aws_error(req, AWS_REST_JSON, 500, "ServiceException", "cannot run this version");
         return;
     }
-    if (is_event) {
-        inv->done = async_done;
-        http_req_add_header(req, "x-amzn-RequestId", inv->request_id);
-        http_reply(req, 202, NULL, "", 0);
-    } else {
-        inv->want_log_tail = log_type && strcmp(log_type, "Tail") == 0;
-        inv->done = sync_done;
-        inv->done_arg = req;
+    struct lambda_call *call = lambda_call_begin(l, fn);
+    if (!call) {
+        invocation_free(inv);
+        aws_error(req, AWS_REST_JSON, 500, "ServiceException", "out of memory");
+        return;
     }
+    call->req = req;
+    inv->want_log_tail = log_type && strcmp(log_type, "Tail") == 0;
+    inv->done = sync_done;
+    inv->done_arg = call;
     pool_invoke(run, inv);
 }

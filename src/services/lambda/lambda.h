@@ -1,8 +1,9 @@
 /*
  * lambda: the Lambda control plane and Invoke (rest-json, 2015-03-31), as
  * the aws CLI v2 and boto3 call it. Owns the function registry (in memory,
- * persisted in the db), validation, the FunctionConfiguration documents, and
- * the translation of a function into what the pool runs.
+ * persisted in the db), validation, the FunctionConfiguration documents, the
+ * translation of a function into what the pool runs, concurrency limits, and
+ * the durable queue of asynchronous invocations (stored in the db).
  */
 #ifndef IGNIS_SERVICES_LAMBDA_H
 #define IGNIS_SERVICES_LAMBDA_H

@@ -17,6 +17,14 @@
 /* The tag that grants a function outbound network ("host": the host's
  * network namespace); without it a sandboxed function has only loopback. */
 #define LAMBDA_NETWORK_TAG "ignis:network"
+/* Asynchronous invocation (async.c): Lambda's defaults and ranges. */
+#define LAMBDA_ASYNC_RETRIES_DEFAULT 2   /* MaximumRetryAttempts, 0..2 */
+#define LAMBDA_ASYNC_AGE_DEFAULT 21600   /* MaximumEventAgeInSeconds, 60..21600 */
+#define LAMBDA_ASYNC_RETRY_BASE_MS 60000 /* 1 min before the 2nd attempt, 2 min before the 3rd */
+/* Concurrency (concurrency.c): Lambda's default account limit and the part
+ * of it that reservations must leave to every other function. */
+#define LAMBDA_ACCOUNT_CONCURRENCY 1000
+#define LAMBDA_MIN_UNRESERVED 100
 
 /* A published version's runner, built on its first invoke. */
 struct version_run {
@@ -33,6 +41,11 @@ struct function {
     json_int_t last_version; /* highest published number, 0 if none */
     json_t *aliases;         /* name -> {"Name", "FunctionVersion", "Description", "RoutingConfig"?,
                                 "RevisionId"}: AliasConfiguration without its ARN (aliases.c) */
+    json_t *event_configs;   /* qualifier ("$LATEST", "N", an alias) -> FunctionEventInvokeConfig
+                                without its FunctionArn (eventconfig.c) */
+    int reserved_set;        /* PutFunctionConcurrency was called (concurrency.c) */
+    unsigned reserved;       /* ReservedConcurrentExecutions, when reserved_set */
+    unsigned inflight;       /* invocations handed to the pool, not yet done */
     struct pool_fn *run;     /* $LATEST: built on first invoke, replaced after updates */
     struct version_run *vruns;
     size_t nvruns;
@@ -50,6 +63,23 @@ struct lambda {
     char code_root[4096];
     struct function **fns; /* sorted by name */
     size_t nfns, fns_alloc;
+    /* concurrency (concurrency.c) */
+    unsigned account_limit;       /* ConcurrentExecutions */
+    unsigned reserved_total;      /* sum of the functions' reservations */
+    unsigned unreserved_inflight; /* in flight for functions without a reservation */
+    struct lambda_call *calls;    /* every invocation in flight */
+    struct lambda_async *async;   /* the event queue (async.c) */
+};
+
+/* One invocation handed to the pool, counted against its function's (or the
+ * account's unreserved) concurrency until it is done (concurrency.c). */
+struct lambda_call {
+    struct lambda *l;       /* NULL once the service is gone (shutdown) */
+    struct function *fn;    /* holds a reference */
+    int unreserved;         /* counted in l->unreserved_inflight */
+    struct http_req *req;   /* RequestResponse: the request to answer */
+    struct async_event *ev; /* Event: the event attempted (async.c) */
+    struct lambda_call *prev, *next;
 };
 
 /* registry (function.c) */
@@ -77,6 +107,11 @@ struct param_error {
     const char *code;
     char message[1024];
 };
+/* Integer member key of body checked against [min, max] with Lambda's
+ * ValidationException naming field: 1 when absent, 0 with *out set, -1 with
+ * err filled. */
+int param_int(json_t *body, const char *key, const char *field, long min, long max, json_int_t *out,
+              struct param_error *err);
 /* Fills err; returns -1. */
 int param_fail(struct param_error *err, unsigned status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -111,6 +146,9 @@ struct fn_target {
  * named (operations that change a function and the alias operations). (api.c) */
 struct function *lambda_lookup(struct lambda *l, struct http_req *req, const char *ref,
                                struct fn_target *t);
+/* Fills t for fn and qualifier ("", "$LATEST", a version or an alias);
+ * -1 when fn has no such version or alias. (api.c) */
+int lambda_resolve(struct function *fn, const char *qualifier, struct fn_target *t);
 
 /* versions (versions.c) */
 /* Publishes $LATEST as a new version, or returns the latest version when
@@ -155,6 +193,47 @@ void aliases_list_op(struct lambda *l, struct http_req *req, const char *ref);
 /* GetAlias, UpdateAlias, DeleteAlias; name is the path segment, as sent. */
 void alias_op(struct lambda *l, struct http_req *req, const char *method, const char *ref,
               const char *name);
+
+/* event invoke configs (eventconfig.c) */
+/* The FunctionEventInvokeConfig (without FunctionArn) of fn for qualifier
+ * ("" is $LATEST), or NULL. */
+json_t *event_config_get(struct function *fn, const char *qualifier);
+/* PutFunctionEventInvokeConfig, UpdateFunctionEventInvokeConfig,
+ * GetFunctionEventInvokeConfig, DeleteFunctionEventInvokeConfig; list: the
+ * path ended in /list (ListFunctionEventInvokeConfigs). */
+void event_config_op(struct lambda *l, struct http_req *req, const char *method, const char *ref,
+                     int list);
+
+/* concurrency (concurrency.c) */
+enum throttle { THROTTLE_NONE, THROTTLE_RESERVED, THROTTLE_ACCOUNT };
+void concurrency_init(struct lambda *l);
+/* Whether one more invocation of fn may run now. */
+enum throttle concurrency_check(struct lambda *l, struct function *fn);
+/* Answers 429 TooManyRequestsException with Lambda's Reason. */
+void concurrency_reply_throttled(struct http_req *req, enum throttle why);
+/* Counts an invocation of fn as in flight (and takes a reference on fn);
+ * NULL when out of memory. */
+struct lambda_call *lambda_call_begin(struct lambda *l, struct function *fn);
+/* Uncounts and frees call; returns its lambda, NULL after shutdown. */
+struct lambda *lambda_call_end(struct lambda_call *call);
+/* Shutdown: every call in flight forgets the service and its function. */
+void lambda_calls_detach(struct lambda *l);
+/* Keeps reserved_total true when fn joins or leaves the registry. */
+void concurrency_account(struct lambda *l, struct function *fn, int joining);
+/* PutFunctionConcurrency, GetFunctionConcurrency, DeleteFunctionConcurrency. */
+void concurrency_op(struct lambda *l, struct http_req *req, const char *method, const char *ref);
+void account_settings_op(struct lambda *l, struct http_req *req);
+
+/* asynchronous invocation (async.c) */
+int async_init(struct lambda *l);
+void async_free(struct lambda *l);
+/* Stores an event for function (as invoked through qualifier) durably and
+ * queues it; id receives its request id. Returns 0 or -errno (nothing
+ * stored). */
+int async_enqueue(struct lambda *l, const char *function, const char *qualifier,
+                  const char *payload, size_t len, const char *client_context, char id[37]);
+/* Concurrency was freed or changed: queued events may run now. */
+void async_kick(struct lambda *l);
 
 /* handlers */
 void lambda_invoke(struct lambda *l, struct http_req *req, const char *ref);

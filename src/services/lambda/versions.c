@@ -3,8 +3,9 @@
  * CreateFunction and UpdateFunctionCode, ListVersionsByFunction, DeleteFunction
  * with a Qualifier). A version is an immutable snapshot of $LATEST's
  * configuration and code, numbered from 1 and never reused; it lives in the
- * function's record. A version an alias points to cannot be deleted (see
- * aliases.c and DeleteFunction in api.c).
+ * function's record; deleting one deletes its event invoke config. A
+ * version an alias points to cannot be deleted (see aliases.c and
+ * DeleteFunction in api.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,6 +89,7 @@ int version_delete(struct lambda *l, struct function *fn, const char *version)
         }
     }
     json_object_del(fn->versions, version);
+    json_object_del(fn->event_configs, version); /* its async settings go with it */
     return function_save(l, fn);
 }
 

@@ -1,0 +1,261 @@
+/*
+ * concurrency: Lambda's concurrency limits. Owns the count of invocations in
+ * flight (per function, and in the account's unreserved pool: every function
+ * without a reservation shares ConcurrentExecutions minus the reservations),
+ * the throttling decision Invoke and the asynchronous dispatcher ask for
+ * (429 TooManyRequestsException with Lambda's Reason), and the operations
+ * PutFunctionConcurrency, GetFunctionConcurrency, DeleteFunctionConcurrency
+ * and GetAccountSettings. An invocation is counted from the moment it is
+ * handed to the pool until its done callback (struct lambda_call); the
+ * account's limit is IGNIS_ACCOUNT_CONCURRENCY (default 1000, Lambda's).
+ * Not here: waiting throttled events (async.c), the pool's instance cap
+ * (function_runner passes a reservation as max_instances).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "services/lambda/lambda_internal.h"
+
+/* Lambda's quotas, in bytes (GetAccountSettings). */
+#define TOTAL_CODE_SIZE_LIMIT 80530636800LL /* 75 GB */
+#define CODE_SIZE_UNZIPPED 262144000LL
+#define CODE_SIZE_ZIPPED 52428800LL
+
+void concurrency_init(struct lambda *l)
+{
+    l->account_limit = LAMBDA_ACCOUNT_CONCURRENCY;
+    const char *v = getenv("IGNIS_ACCOUNT_CONCURRENCY");
+    if (v && *v) {
+        char *end;
+        long n = strtol(v, &end, 10);
+        if (*end || n < 1 || n > 1000000)
+            log_warn("ignoring IGNIS_ACCOUNT_CONCURRENCY=%s (want 1..1000000)", v);
+        else
+            l->account_limit = (unsigned)n;
+    }
+}
+
+/* What reservations must leave unreserved: 100, or the whole limit of an
+ * account that has less (Lambda: "minimum value of [10]" on such accounts). */
+static unsigned min_unreserved(const struct lambda *l)
+{
+    return l->account_limit < LAMBDA_MIN_UNRESERVED ? l->account_limit : LAMBDA_MIN_UNRESERVED;
+}
+
+static unsigned unreserved_pool(const struct lambda *l)
+{
+    return l->account_limit > l->reserved_total ? l->account_limit - l->reserved_total : 0;
+}
+
+void concurrency_account(struct lambda *l, struct function *fn, int joining)
+{
+    if (!fn->reserved_set)
+        return;
+    if (joining)
+        l->reserved_total += fn->reserved;
+    else
+        l->reserved_total -= fn->reserved;
+}
+
+enum throttle concurrency_check(struct lambda *l, struct function *fn)
+{
+    if (fn->reserved_set)
+        return fn->inflight >= fn->reserved ? THROTTLE_RESERVED : THROTTLE_NONE;
+    return l->unreserved_inflight >= unreserved_pool(l) ? THROTTLE_ACCOUNT : THROTTLE_NONE;
+}
+
+void concurrency_reply_throttled(struct http_req *req, enum throttle why)
+{
+    json_t *fields =
+        json_pack("{s:s}", "Reason",
+                  why == THROTTLE_RESERVED ? "ReservedFunctionConcurrentInvocationLimitExceeded"
+                                           : "ConcurrentInvocationLimitExceeded");
+    aws_error_fields(req, AWS_REST_JSON, 429, "TooManyRequestsException", fields, "Rate Exceeded.");
+    json_decref(fields);
+}
+
+/*=== Invocations in flight ===*/
+
+struct lambda_call *lambda_call_begin(struct lambda *l, struct function *fn)
+{
+    struct lambda_call *call = calloc(1, sizeof(*call));
+    if (!call)
+        return NULL;
+    call->l = l;
+    call->fn = fn;
+    fn->refs++;
+    fn->inflight++;
+    call->unreserved = !fn->reserved_set;
+    if (call->unreserved)
+        l->unreserved_inflight++;
+    call->next = l->calls;
+    if (l->calls)
+        l->calls->prev = call;
+    l->calls = call;
+    return call;
+}
+
+static void unlink_call(struct lambda *l, struct lambda_call *call)
+{
+    if (call->prev)
+        call->prev->next = call->next;
+    else
+        l->calls = call->next;
+    if (call->next)
+        call->next->prev = call->prev;
+    call->prev = call->next = NULL;
+}
+
+struct lambda *lambda_call_end(struct lambda_call *call)
+{
+    struct lambda *l = call->l;
+    if (l) {
+        unlink_call(l, call);
+        call->fn->inflight--;
+        if (call->unreserved)
+            l->unreserved_inflight--;
+        function_unref(call->fn);
+        async_kick(l); /* a slot is free: a waiting event may take it */
+    }
+    free(call);
+    return l;
+}
+
+void lambda_calls_detach(struct lambda *l)
+{
+    while (l->calls) {
+        struct lambda_call *call = l->calls;
+        unlink_call(l, call);
+        call->fn->inflight--;
+        function_unref(call->fn);
+        call->fn = NULL;
+        call->ev = NULL;
+        call->l = NULL;
+    }
+    l->unreserved_inflight = 0;
+}
+
+/*=== Operations ===*/
+
+static void reply_concurrency(struct http_req *req, unsigned status, struct function *fn)
+{
+    json_t *doc = json_object();
+    if (fn->reserved_set)
+        json_object_set_new(doc, "ReservedConcurrentExecutions", json_integer(fn->reserved));
+    aws_reply_json(req, status, doc);
+}
+
+/* Applies a new reservation (set 0: none), saves the record, and retires
+ * the function's instances so the pool's cap follows. 0 or -1 answered. */
+static int set_reservation(struct lambda *l, struct http_req *req, struct function *fn, int set,
+                           unsigned value)
+{
+    int old_set = fn->reserved_set;
+    unsigned old = fn->reserved;
+    concurrency_account(l, fn, 0);
+    fn->reserved_set = set;
+    fn->reserved = set ? value : 0;
+    concurrency_account(l, fn, 1);
+    if (function_save(l, fn) < 0) {
+        concurrency_account(l, fn, 0);
+        fn->reserved_set = old_set;
+        fn->reserved = old;
+        concurrency_account(l, fn, 1);
+        aws_error(req, AWS_REST_JSON, 500, "ServiceException", "could not store the function");
+        return -1;
+    }
+    if (old_set != set || old != fn->reserved)
+        function_reset_runners(fn); /* new instances get the new cap */
+    async_kick(l);
+    return 0;
+}
+
+static void put_concurrency(struct lambda *l, struct http_req *req, const char *ref)
+{
+    json_t *body = lambda_parse_body(req);
+    if (!body)
+        return;
+    struct param_error err;
+    json_int_t n = 0;
+    int rc = param_int(body, "ReservedConcurrentExecutions", "reservedConcurrentExecutions", 0,
+                       2147483647L, &n, &err);
+    json_decref(body);
+    if (rc == 1)
+        param_fail(&err, 400, "ValidationException",
+                   "1 validation error detected: Value null at 'reservedConcurrentExecutions' "
+                   "failed to satisfy constraint: Member must not be null");
+    if (rc != 0) {
+        aws_error(req, AWS_REST_JSON, err.status, err.code, "%s", err.message);
+        return;
+    }
+    struct function *fn = lambda_lookup(l, req, ref, NULL);
+    if (!fn)
+        return;
+    /* what every other function's reservations and this one leave unreserved */
+    unsigned long long others = l->reserved_total - (fn->reserved_set ? fn->reserved : 0);
+    if (others + (unsigned long long)n + min_unreserved(l) > l->account_limit) {
+        aws_error(req, AWS_REST_JSON, 400, "InvalidParameterValueException",
+                  "Specified ReservedConcurrentExecutions for function decreases account's "
+                  "UnreservedConcurrentExecution below its minimum value of [%u].",
+                  min_unreserved(l));
+        return;
+    }
+    if (set_reservation(l, req, fn, 1, (unsigned)n) == 0)
+        reply_concurrency(req, 200, fn);
+}
+
+/* PUT|DELETE /2017-10-31/functions/{name}/concurrency,
+ * GET /2019-09-30/functions/{name}/concurrency */
+void concurrency_op(struct lambda *l, struct http_req *req, const char *method, const char *ref)
+{
+    if (strcmp(method, "PUT") == 0) {
+        put_concurrency(l, req, ref);
+        return;
+    }
+    if (strcmp(method, "GET") != 0 && strcmp(method, "DELETE") != 0) {
+        aws_error(req, AWS_REST_JSON, 404, "UnknownOperationException",
+                  "Ignis does not implement %s %s yet", method, http_req_path(req));
+        return;
+    }
+    struct function *fn = lambda_lookup(l, req, ref, NULL);
+    if (!fn)
+        return;
+    if (strcmp(method, "GET") == 0) {
+        reply_concurrency(req, 200, fn);
+    } else if (set_reservation(l, req, fn, 0, 0) == 0) {
+        char id[37];
+        aws_request_id(req, id);
+        http_reply(req, 204, NULL, "", 0);
+    }
+}
+
+static json_int_t code_size(json_t *config)
+{
+    return json_integer_value(json_object_get(config, "CodeSize"));
+}
+
+/* GET /2016-08-19/account-settings/ */
+void account_settings_op(struct lambda *l, struct http_req *req)
+{
+    json_int_t total = 0;
+    for (size_t i = 0; i < l->nfns; i++) {
+        struct function *fn = l->fns[i];
+        total += code_size(fn->config);
+        const char *num;
+        json_t *rec;
+        json_object_foreach(fn->versions, num, rec) total +=
+            code_size(json_object_get(rec, "Configuration"));
+    }
+    json_t *doc =
+        json_pack("{s:{s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I}}", "AccountLimit", "TotalCodeSize",
+                  (json_int_t)TOTAL_CODE_SIZE_LIMIT, "CodeSizeUnzipped",
+                  (json_int_t)CODE_SIZE_UNZIPPED, "CodeSizeZipped", (json_int_t)CODE_SIZE_ZIPPED,
+                  "ConcurrentExecutions", (json_int_t)l->account_limit,
+                  "UnreservedConcurrentExecutions", (json_int_t)unreserved_pool(l), "AccountUsage",
+                  "TotalCodeSize", total, "FunctionCount", (json_int_t)l->nfns);
+    aws_reply_json(req, 200, doc);
+}
