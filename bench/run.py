@@ -480,6 +480,52 @@ def cold(lam, key, zip_bytes, samples):
     return rows
 
 
+BURST = 500
+
+
+def burst(lam, key, zip_bytes, n=BURST):
+    """n concurrent sync invokes (one connection each, released together) against a fresh
+    function: wall time until every one is answered, and how many were cold starts (their
+    REPORT carries Init Duration): the instances started."""
+    import threading
+    name = "bench-burst-%s-%s" % (key, uuid.uuid4().hex[:8])
+    lam.create(name, key, zip_bytes)
+    path = "/2015-03-31/functions/%s/invocations" % name
+    headers = lam.sign("POST", path, EVENT, {"X-Amz-Log-Type": "Tail"})
+    host, port = lam.host.split(":")
+    gate = threading.Barrier(n + 1)
+    results = [None] * n
+
+    def one(i):
+        c = http.client.HTTPConnection(host, int(port), timeout=300)
+        c.connect()
+        gate.wait()
+        try:
+            c.request("POST", path, body=EVENT, headers=headers)
+            r = c.getresponse()
+            body = r.read()
+            log = base64.b64decode(r.getheader("x-amz-log-result", "")).decode(errors="replace")
+            results[i] = (r.status == 200 and echoed(body) and not r.getheader(
+                "x-amz-function-error"), "Init Duration" in log, time.perf_counter())
+        except (OSError, http.client.HTTPException):
+            results[i] = (False, False, time.perf_counter())
+        finally:
+            c.close()
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    gate.wait()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    lam.delete(name)
+    done = sorted(r[2] - t0 for r in results)
+    return {"n": n, "ok": sum(1 for r in results if r[0]),
+            "cold": sum(1 for r in results if r[1]),
+            "all_ms": done[-1] * 1e3, "p50_ms": done[n // 2] * 1e3}
+
+
 def median(xs):
     xs = [x for x in xs if x is not None]
     return statistics.median(xs) if xs else None
@@ -651,6 +697,16 @@ def render(res, quick):
             label(key), cell("create_ms"), cell("invoke_ms"), cell("total_ms"),
             cell("init_ms"), fmt(res["cold_other_pct"].get(key), "%"), tgt))
     L.append("")
+    b = res.get("burst")
+    if b:
+        L.append("### Burst")
+        L.append("")
+        L.append("%d concurrent sync invokes (one connection each, released together) against "
+                 "a just-created `%s` function: all answered after **%s ms** (half after %s "
+                 "ms), %d of them OK, %d cold starts (= instances started)." % (
+                     b["n"], label("static"), fmt(b["all_ms"], "", 0), fmt(b["p50_ms"], "", 0),
+                     b["ok"], b["cold"]))
+        L.append("")
     stop = res.get("stop")
     if stop:
         L.append("The daemon stopped on SIGTERM in %.2f s with exit status %s." % (
@@ -701,6 +757,11 @@ def render_terminal(res):
     out.append("")
     if any(f["noisy"] for f in res["warm"]):
         out.append("(!) = no quiet round (other processes > %d%% of a CPU throughout)" % QUIET_PCT)
+    b = res.get("burst")
+    if b:
+        out.append("burst: %d concurrent invokes on a cold function: all answered in %.0f ms "
+                   "(p50 %.0f ms), %d ok, %d instances started" % (
+                       b["n"], b["all_ms"], b["p50_ms"], b["ok"], b["cold"]))
     h = res.get("handoff")
     if h:
         out.append("hand-off probe (DryRun p50): %d µs on one CPU, %d µs across two CPUs" % (
@@ -773,7 +834,7 @@ def main():
     res = {"machine": machine(),
            "params": {"duration": duration, "rounds": rounds, "warmup": warmup,
                       "cold_samples": samples, "quick": args.quick},
-           "warm": [], "cold": {}, "cold_other_pct": {}, "handoff": None}
+           "warm": [], "cold": {}, "cold_other_pct": {}, "handoff": None, "burst": None}
     say("bench: %s" % ("quick smoke run (~15 s)" if args.quick else "full run (~%d s)" % (
         10 + 4 * warmup + 3 + 6 * rounds * duration)))
     try:
@@ -790,6 +851,10 @@ def main():
             meter.start()
             res["cold"][key] = cold(lam, key, zips[key], samples)
             res["cold_other_pct"][key] = meter.stop()["other_pct"]
+
+        say("bench: burst of %d concurrent invokes on a cold %s function ..." % (
+            BURST, label("static")))
+        res["burst"] = burst(lam, "static", zips["static"])
 
         # the warm functions; each must answer with the event
         fns = {}
@@ -809,6 +874,8 @@ def main():
             Figure("nodejs20.x", "node", fns["node"], 1, warmup),
             Figure("provided.al2023", "provided", fns["provided"], 16, w16),
             Figure("python3.11", "python", fns["python"], 16, w16),
+            Figure("provided.al2023", "provided", fns["provided"], 64, w16),
+            Figure("python3.11", "python", fns["python"], 64, w16),
         ]
         url = "http://%s" % lam.host
         for f in figures:

@@ -46,7 +46,19 @@
 #define LOG_TAIL_BYTES 4096
 #define MAX_LOG_LINE (256 * 1024)
 #define INIT_TIMEOUT_MS 10000
-#define DEFAULT_MAX_INSTANCES 64
+/* Per function; the Lambda service's concurrency limits (account: 1000) bind first. */
+#define DEFAULT_MAX_INSTANCES 1000
+/* Idle instances retire after IGNIS_IDLE_TIMEOUT_S (Lambda keeps them "several minutes"). */
+#define DEFAULT_IDLE_TIMEOUT_S 600
+#define SWEEP_MS 1000
+/* Under memory pressure (MemAvailable below this, IGNIS_MIN_FREE_MB) idle instances retire. */
+#define DEFAULT_MIN_FREE_MB 256
+/* A provisioned instance that failed to start is replaced after this long, not at once. */
+#define PROVISION_RETRY_MS 5000
+/* Cold starts per loop turn (~3-7 ms each). They run from a timer, never inside the call
+ * that queued the work: a burst of hundreds is first accepted whole, then started a few at a
+ * time, and the instances already up serve the queue in between. */
+#define SPAWN_BATCH 4
 #define MAX_CONNS_PER_INSTANCE 4
 
 /* The uid/gid sandboxed instances run as (Lambda's sbx_user1051 is 993). */
@@ -77,6 +89,8 @@ struct instance {
     struct cgroup *cg;   /* memory and pids limits; NULL without cgroups */
     struct buf init_log; /* output before the first invocation, for a failed init's tail */
     int killed;
+    int provisioned;       /* started for provisioned concurrency */
+    int64_t idle_since_us; /* when it last became idle */
     struct loop_timer *init_timer;
     struct instance *next_idle;
     struct instance *prev, *next; /* all instances of the pool */
@@ -93,7 +107,11 @@ struct pool_fn {
     struct instance *idle; /* stack: most recently used first */
     struct invocation *queue_head, *queue_tail;
     unsigned nqueue, ninstances, nstarting;
-    unsigned nbetween; /* answered, not yet asking again: about to be free */
+    unsigned nbetween;                  /* answered, not yet asking again: about to be free */
+    unsigned provisioned, nprovisioned; /* wanted and running provisioned instances */
+    struct loop_timer *provision_timer; /* retry after a provisioned start failed */
+    struct loop_timer *spawn_timer;     /* more cold starts, next loop turn */
+    int spawning; /* in spawn_some: a done() callback that retires fn must not free it */
 };
 
 struct pool {
@@ -108,15 +126,19 @@ struct pool {
     struct sbx_root *root;
     char sandbox_dir[4000];
     struct cgroup_root *cg_root;
-    int cpu_limit;                /* instances get CPU in proportion to memory after init */
-    struct scratch *scratch;      /* makes disk-backed /tmp filesystems, or NULL: tmpfs */
-    struct prepared_set *tmp_set; /* ready /tmp filesystems, by size in MB */
-    struct prepared_set *net_set; /* ready network namespaces with their listener */
+    int cpu_limit; /* instances get CPU in proportion to memory after init */
+    int64_t idle_timeout_us;
+    uint64_t min_free_bytes;
+    struct loop_timer *sweep_timer; /* retires idle instances */
+    struct scratch *scratch;        /* makes disk-backed /tmp filesystems, or NULL: tmpfs */
+    struct prepared_set *tmp_set;   /* ready /tmp filesystems, by size in MB */
+    struct prepared_set *net_set;   /* ready network namespaces with their listener */
     unsigned long long spawn_seq;
 };
 
 static void instance_kill(struct instance *inst);
 static void maybe_spawn(struct pool_fn *fn);
+static void provision_later(struct pool_fn *fn);
 static void fn_maybe_free(struct pool_fn *fn);
 
 /*=== Small helpers ===*/
@@ -471,6 +493,11 @@ static void instance_reap(struct instance *inst, int status)
 {
     struct pool *pool = inst->pool;
     struct pool_fn *fn = inst->fn;
+    if (inst->provisioned) {
+        fn->nprovisioned--;
+        if (inst->state == INST_STARTING && !pool->stopping)
+            provision_later(fn); /* a failing init is not restarted in a loop */
+    }
     drain_output(inst, 1);
     char how[64];
     exit_description(status, how, sizeof(how));
@@ -799,7 +826,7 @@ static int launch_sandboxed(struct instance *inst, char **envp, int out[2], int 
     return 0;
 }
 
-static int spawn(struct pool_fn *fn, int *exec_errno)
+static int spawn(struct pool_fn *fn, int provisioned, int *exec_errno)
 {
     struct pool *pool = fn->pool;
     struct instance *inst = calloc(1, sizeof(*inst));
@@ -807,6 +834,7 @@ static int spawn(struct pool_fn *fn, int *exec_errno)
         return -ENOMEM;
     inst->pool = pool;
     inst->fn = fn;
+    inst->provisioned = provisioned;
     inst->pidfd = inst->listen_fd = inst->out_fd = inst->status_fd = -1;
     for (int i = 0; i < MAX_CONNS_PER_INSTANCE; i++)
         inst->conns[i] = -1;
@@ -839,6 +867,15 @@ static int spawn(struct pool_fn *fn, int *exec_errno)
         rc = -ENOMEM;
         goto error;
     }
+    static const char init_type[] = "AWS_LAMBDA_INITIALIZATION_TYPE=";
+    for (size_t i = 0; provisioned && i < n; i++)
+        if (strncmp(envp[i], init_type, sizeof(init_type) - 1) == 0) {
+            free(envp[i]);
+            if (!(envp[i] = strdup("AWS_LAMBDA_INITIALIZATION_TYPE=provisioned-concurrency"))) {
+                rc = -ENOMEM;
+                goto error;
+            }
+        }
     if (pool->cg_root) {
         char id[96];
         snprintf(id, sizeof(id), "%llu", ++pool->spawn_seq);
@@ -884,6 +921,8 @@ static int spawn(struct pool_fn *fn, int *exec_errno)
     pool->all = inst;
     fn->ninstances++;
     fn->nstarting++;
+    if (provisioned)
+        fn->nprovisioned++;
     return 0;
 error:
     if (!*exec_errno)
@@ -901,9 +940,50 @@ error:
     return rc;
 }
 
+static void on_provision_retry(struct loop *loop, void *arg)
+{
+    (void)loop;
+    struct pool_fn *fn = arg;
+    fn->provision_timer = NULL;
+    maybe_spawn(fn);
+}
+
+static void spawn_some(struct pool_fn *fn);
+
+static void on_spawn_more(struct loop *loop, void *arg)
+{
+    (void)loop;
+    struct pool_fn *fn = arg;
+    fn->spawn_timer = NULL;
+    spawn_some(fn);
+    fn_maybe_free(fn);
+}
+
+static void provision_later(struct pool_fn *fn)
+{
+    if (!fn->provision_timer)
+        fn->provision_timer =
+            loop_timer_add(fn->pool->loop, PROVISION_RETRY_MS, on_provision_retry, fn);
+}
+
+static unsigned fn_max_instances(const struct pool_fn *fn)
+{
+    return fn->max_instances ? fn->max_instances : DEFAULT_MAX_INSTANCES;
+}
+
+/* Whether fn needs a cold start: queued work that the instances starting and those about to
+ * ask again (they just answered) cannot absorb, or provisioned instances missing. */
+static int needs_spawn(const struct pool_fn *fn)
+{
+    if (fn->ninstances >= fn_max_instances(fn) || fn->pool->stopping)
+        return 0;
+    return fn->nstarting + fn->nbetween < fn->nqueue ||
+           (!fn->retired && !fn->provision_timer && fn->nprovisioned < fn->provisioned);
+}
+
+/* Answers what waits when the pool stops, and schedules cold starts (spawn_some). */
 static void maybe_spawn(struct pool_fn *fn)
 {
-    unsigned max = fn->max_instances ? fn->max_instances : DEFAULT_MAX_INSTANCES;
     while (fn->pool->stopping && fn->nqueue > 0) {
         struct invocation *inv = dequeue(fn);
         json_error(&inv->result, "Runtime.Unknown", "RequestId: %s Error: Ignis is shutting down",
@@ -911,21 +991,32 @@ static void maybe_spawn(struct pool_fn *fn)
         inv->start_us = mono_us();
         complete(inv, INVOCATION_FUNCTION_ERROR);
     }
-    /* Instances that just answered will ask for work within microseconds;
-     * only what they cannot absorb needs a cold start. */
-    while (fn->nstarting + fn->nbetween < fn->nqueue && fn->ninstances < max) {
+    if (!fn->spawn_timer && needs_spawn(fn))
+        fn->spawn_timer = loop_timer_add(fn->pool->loop, 0, on_spawn_more, fn);
+}
+
+/* Up to SPAWN_BATCH cold starts, then again next turn if more are needed. */
+static void spawn_some(struct pool_fn *fn)
+{
+    fn->spawning = 1;
+    for (unsigned n = 0; n < SPAWN_BATCH && needs_spawn(fn); n++) {
         int exec_errno = 0;
-        if (spawn(fn, &exec_errno) < 0) {
-            struct invocation *inv = dequeue(fn);
-            if (exec_errno)
-                entrypoint_error(&inv->result, inv->request_id, fn->argv[0], exec_errno);
-            else
-                json_error(&inv->result, "Runtime.Unknown",
-                           "RequestId: %s Error: could not start the runtime", inv->request_id);
-            inv->start_us = mono_us();
-            complete(inv, INVOCATION_FUNCTION_ERROR);
-        }
+        if (fn->nstarting + fn->nbetween < fn->nqueue) {
+            if (spawn(fn, 0, &exec_errno) < 0) {
+                struct invocation *inv = dequeue(fn);
+                if (exec_errno)
+                    entrypoint_error(&inv->result, inv->request_id, fn->argv[0], exec_errno);
+                else
+                    json_error(&inv->result, "Runtime.Unknown",
+                               "RequestId: %s Error: could not start the runtime", inv->request_id);
+                inv->start_us = mono_us();
+                complete(inv, INVOCATION_FUNCTION_ERROR);
+            }
+        } else if (spawn(fn, 1, &exec_errno) < 0) /* provisioned concurrency */
+            provision_later(fn);
     }
+    fn->spawning = 0;
+    maybe_spawn(fn);
 }
 
 /*=== Runtime API ===*/
@@ -959,7 +1050,8 @@ static void rt_next(struct instance *inst, struct http_req *req)
         if (inst->cg && inst->pool->cpu_limit)
             cgroup_set_cpu(inst->cg, cgroup_cpu_millicpus((uint64_t)fn->memory_mb << 20));
         inst->init_ms = (double)(mono_us() - inst->spawn_us) / 1000.0;
-        inst->report_init = 1;
+        /* a provisioned instance's init happened before any invoke: none reports it */
+        inst->report_init = !inst->provisioned;
         if (inst->init_timer) {
             loop_timer_cancel(inst->pool->loop, inst->init_timer);
             inst->init_timer = NULL;
@@ -982,6 +1074,7 @@ static void rt_next(struct instance *inst, struct http_req *req)
     if (inv)
         return;
     set_state(inst, INST_IDLE);
+    inst->idle_since_us = mono_us();
     if (fn->retired) {
         instance_kill(inst);
         return;
@@ -1136,8 +1229,12 @@ struct pool_fn *pool_fn_new(struct pool *pool, const struct pool_fn_spec *spec)
 
 static void fn_maybe_free(struct pool_fn *fn)
 {
-    if (!fn->retired || fn->ninstances > 0 || fn->queue_head)
+    if (!fn->retired || fn->ninstances > 0 || fn->queue_head || fn->spawning)
         return;
+    if (fn->provision_timer)
+        loop_timer_cancel(fn->pool->loop, fn->provision_timer);
+    if (fn->spawn_timer)
+        loop_timer_cancel(fn->pool->loop, fn->spawn_timer);
     free(fn->name);
     free(fn->version);
     free(fn->arn);
@@ -1153,6 +1250,11 @@ static void fn_maybe_free(struct pool_fn *fn)
 void pool_fn_retire(struct pool_fn *fn)
 {
     fn->retired = 1;
+    fn->provisioned = 0;
+    if (fn->provision_timer) {
+        loop_timer_cancel(fn->pool->loop, fn->provision_timer);
+        fn->provision_timer = NULL;
+    }
     struct instance *inst = fn->idle;
     fn->idle = NULL;
     while (inst) {
@@ -1168,6 +1270,94 @@ void pool_fn_retire(struct pool_fn *fn)
 }
 
 /*=== Invocations ===*/
+
+void pool_fn_provision(struct pool_fn *fn, unsigned n)
+{
+    if (fn->retired)
+        return;
+    fn->provisioned = n;
+    /* those beyond n become on-demand ones (they retire when idle) */
+    unsigned keep = 0;
+    for (struct instance *i = fn->pool->all; i; i = i->next)
+        if (i->fn == fn && i->provisioned && ++keep > n) {
+            i->provisioned = 0;
+            fn->nprovisioned--;
+        }
+    maybe_spawn(fn);
+}
+
+unsigned pool_fn_provisioned_ready(const struct pool_fn *fn)
+{
+    unsigned n = 0;
+    for (const struct instance *i = fn->pool->all; i; i = i->next)
+        if (i->fn == fn && i->provisioned && !i->killed && i->state != INST_STARTING)
+            n++;
+    return n;
+}
+
+/*=== Retiring idle instances ===*/
+
+/* MemAvailable in bytes, or UINT64_MAX if unknown. */
+static uint64_t mem_available(void)
+{
+    FILE *f = fopen("/proc/meminfo", "re");
+    if (!f)
+        return UINT64_MAX;
+    char line[128];
+    unsigned long long kb = 0;
+    int found = 0;
+    while (!found && fgets(line, sizeof(line), f))
+        found = sscanf(line, "MemAvailable: %llu kB", &kb) == 1;
+    fclose(f);
+    return found ? (uint64_t)kb << 10 : UINT64_MAX;
+}
+
+static void retire_idle(struct instance *inst)
+{
+    remove_idle(inst);
+    instance_kill(inst);
+}
+
+/* Once a second: idle instances past the keep-alive retire; under memory pressure the
+ * longest idle quarter (at least one) retires too. Provisioned ones stay. */
+static void on_sweep(struct loop *loop, void *arg)
+{
+    struct pool *pool = arg;
+    int64_t now = mono_us();
+    unsigned nidle = 0;
+    for (struct instance *i = pool->all; i; i = i->next) {
+        if (i->state != INST_IDLE || i->provisioned || i->killed)
+            continue;
+        if (now - i->idle_since_us >= pool->idle_timeout_us)
+            retire_idle(i);
+        else
+            nidle++;
+    }
+    if (nidle > 0 && mem_available() < pool->min_free_bytes) {
+        unsigned retire = nidle / 4 ? nidle / 4 : 1;
+        log_warn("memory pressure (MemAvailable under %llu MB): retiring %u idle instance(s)",
+                 (unsigned long long)(pool->min_free_bytes >> 20), retire);
+        while (retire-- > 0) {
+            struct instance *oldest = NULL;
+            for (struct instance *i = pool->all; i; i = i->next)
+                if (i->state == INST_IDLE && !i->provisioned && !i->killed &&
+                    (!oldest || i->idle_since_us < oldest->idle_since_us))
+                    oldest = i;
+            if (!oldest)
+                break;
+            retire_idle(oldest);
+        }
+    }
+    pool->sweep_timer = loop_timer_add(loop, SWEEP_MS, on_sweep, pool);
+}
+
+static long env_number(const char *name, long fallback)
+{
+    const char *v = getenv(name);
+    char *end;
+    long n = v ? strtol(v, &end, 10) : -1;
+    return v && *v && !*end && n >= 0 ? n : fallback;
+}
 
 struct invocation *invocation_new(void)
 {
@@ -1229,8 +1419,10 @@ struct pool *pool_new(struct loop *loop, struct logstore *logs, const char *cgro
         return NULL;
     }
     http_server_on_close(pool->rt, on_conn_closed, pool);
-    const char *cpu = getenv("IGNIS_CPU_LIMIT");
-    pool->cpu_limit = !(cpu && strcmp(cpu, "0") == 0);
+    pool->cpu_limit = env_number("IGNIS_CPU_LIMIT", 1) != 0;
+    pool->idle_timeout_us = env_number("IGNIS_IDLE_TIMEOUT_S", DEFAULT_IDLE_TIMEOUT_S) * 1000000LL;
+    pool->min_free_bytes = (uint64_t)env_number("IGNIS_MIN_FREE_MB", DEFAULT_MIN_FREE_MB) << 20;
+    pool->sweep_timer = loop_timer_add(loop, SWEEP_MS, on_sweep, pool);
     if (cgroup_setup(&pool->cg_root, cgroup_name) == 0)
         log_info("instance limits: memory, pids%s through %s",
                  pool->cpu_limit ? " and CPU (1 vCPU per 1769 MB, after init)"
@@ -1263,6 +1455,8 @@ void pool_free(struct pool *pool)
         /* answer queued invocations of this function as failed */
         instance_reap(inst, status);
     }
+    if (pool->sweep_timer)
+        loop_timer_cancel(pool->loop, pool->sweep_timer);
     http_server_free(pool->rt);
     prepared_free(pool->tmp_set);
     prepared_free(pool->net_set);

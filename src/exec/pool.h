@@ -97,6 +97,15 @@ struct pool_fn *pool_fn_new(struct pool *pool, const struct pool_fn_spec *spec);
  * invocations still run. The pool frees fn when nothing refers to it. */
 void pool_fn_retire(struct pool_fn *fn);
 
+/* Provisioned concurrency: keeps n instances of fn started ahead (their environment says
+ * AWS_LAMBDA_INITIALIZATION_TYPE=provisioned-concurrency), never retired for idleness or
+ * memory pressure, replaced when one dies; invokes they serve report no Init Duration. They
+ * serve any invoke of fn; more start on demand as usual. 0 stops provisioning (the extra
+ * instances then retire like on-demand ones). */
+void pool_fn_provision(struct pool_fn *fn, unsigned n);
+/* How many of fn's provisioned instances have finished init (AvailableProvisioned...). */
+unsigned pool_fn_provisioned_ready(const struct pool_fn *fn);
+
 /* Creates an invocation with a fresh request id. */
 struct invocation *invocation_new(void);
 void invocation_free(struct invocation *inv);

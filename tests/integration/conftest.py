@@ -60,6 +60,8 @@ class Server:
         return e
 
     def start(self, timeout=10):
+        """Returns once the daemon says it is listening (the port opens earlier)."""
+        ready_before = self.read_log().count("ignis: listening on")
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [*self.prefix, self.binary, "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir", self.data_dir,
@@ -71,9 +73,12 @@ class Server:
                 raise RuntimeError(f"ignis exited with {self.proc.returncode}: {self.read_log()}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    pass
+                if self.read_log().count("ignis: listening on") > ready_before:
                     return self
             except OSError:
-                time.sleep(0.02)
+                pass
+            time.sleep(0.02)
         raise RuntimeError("ignis did not start listening: " + self.read_log())
 
     def read_log(self):
