@@ -4,7 +4,9 @@
  * published version and, optionally (RoutingConfig), one more published
  * version with the share of invocations it receives. Aliases live in the
  * function's record and are persisted with it; they go with the function,
- * and deleting one deletes its event invoke config.
+ * and deleting one deletes its event invoke config and its provisioned
+ * concurrency config (an alias with one moves its provisioned instances
+ * along when it points at another version: provisioned.c).
  * Not here: resolving an alias named as a qualifier (lambda_lookup, api.c),
  * refusing to delete a version an alias uses (DeleteFunction, api.c),
  * running the version an invocation's routing picks (invoke.c).
@@ -447,13 +449,14 @@ static void update_alias(struct lambda *l, struct http_req *req, struct function
         else
             json_object_del(next, "RoutingConfig");
     }
-    if (check_routing(l, fn, json_string_value(json_object_get(next, "FunctionVersion")),
-                      weights_of(next), &err) < 0)
+    const char *name = json_string_value(json_object_get(next, "Name"));
+    const char *target = json_string_value(json_object_get(next, "FunctionVersion"));
+    if (check_routing(l, fn, target, weights_of(next), &err) < 0 ||
+        provisioned_check_alias(fn, name, target, &err) < 0)
         goto fail;
     char id[37];
     uuid_v4(id);
     json_object_set_new(next, "RevisionId", json_string(id));
-    const char *name = json_string_value(json_object_get(next, "Name"));
     json_incref(alias); /* kept for a rollback */
     json_object_set(fn->aliases, name, next);
     if (save_or_fail(l, fn, &err) < 0) {
@@ -462,6 +465,7 @@ static void update_alias(struct lambda *l, struct http_req *req, struct function
         goto fail;
     }
     json_decref(alias);
+    provisioned_sync(l, fn); /* its provisioned instances follow it */
     aws_reply_json(req, 200, alias_view(l, fn, next));
     json_decref(next);
     json_decref(body);
@@ -494,8 +498,9 @@ void alias_op(struct lambda *l, struct http_req *req, const char *method, const 
     if (strcmp(method, "DELETE") == 0) {
         /* deleting an alias that does not exist succeeds, as on Lambda */
         if (alias) {
-            /* its event invoke config goes with it */
+            /* its event invoke and provisioned concurrency configs go with it */
             json_t *config = json_incref(json_object_get(fn->event_configs, name));
+            json_t *provisioned = provisioned_take(l, fn, name);
             json_incref(alias);
             json_object_del(fn->aliases, name);
             json_object_del(fn->event_configs, name);
@@ -503,11 +508,14 @@ void alias_op(struct lambda *l, struct http_req *req, const char *method, const 
                 json_object_set_new(fn->aliases, name, alias);
                 if (config)
                     json_object_set_new(fn->event_configs, name, config);
+                provisioned_restore(l, fn, name, provisioned);
                 aws_error(req, AWS_REST_JSON, err.status, err.code, "%s", err.message);
                 return;
             }
             json_decref(alias);
             json_decref(config);
+            json_decref(provisioned);
+            provisioned_sync(l, fn);
         }
         char id[37];
         aws_request_id(req, id);

@@ -5,10 +5,10 @@
  * ListTags), the resolution of a function reference and its qualifier
  * (version or alias), the routing of the Lambda API's paths (2015-03-31,
  * 2017-03-31 tags, 2019-09-25 event invoke configs, 2017-10-31 and
- * 2019-09-30 concurrency, 2016-08-19 account settings) to them, to the
- * version, alias, event-invoke-config and concurrency operations and to
- * Invoke, and the code
- * download behind GetFunction's Code.Location. Zip unpacking runs on the
+ * 2019-09-30 concurrency and provisioned concurrency, 2016-08-19 account
+ * settings) to them, to the version, alias, event-invoke-config,
+ * concurrency and provisioned concurrency operations and to Invoke, and the
+ * code download behind GetFunction's Code.Location. Zip unpacking runs on the
  * work queue; the answer is sent when it is done.
  */
 #include <errno.h>
@@ -31,7 +31,7 @@
 #define TAGS_PREFIX "/2017-03-31/tags/"
 #define EVENT_CONFIG_PREFIX "/2019-09-25/"    /* .../functions/{name}/event-invoke-config */
 #define CONCURRENCY_PREFIX "/2017-10-31/"     /* .../functions/{name}/concurrency */
-#define CONCURRENCY_GET_PREFIX "/2019-09-30/" /* GetFunctionConcurrency */
+#define CONCURRENCY_GET_PREFIX "/2019-09-30/" /* GetFunctionConcurrency, provisioned */
 #define ACCOUNT_PREFIX "/2016-08-19/"         /* account-settings/ */
 #define CODE_PREFIX "/_ignis/code/"
 #define CODE_URL_TTL_S 600
@@ -327,6 +327,7 @@ static void create_function(struct lambda *l, struct http_req *req)
     fn->versions = json_object();
     fn->aliases = json_object();
     fn->event_configs = json_object();
+    fn->provisioned = json_object();
     lambda_insert(l, fn);
     if (start_code_job(l, req, fn, json_object_get(code, "ZipFile"), 1,
                        json_is_true(json_object_get(body, "Publish"))) < 0)
@@ -701,7 +702,7 @@ static void tags_op(struct lambda *l, struct http_req *req, const char *method, 
                                     json_object_get(next, LAMBDA_NETWORK_TAG));
     json_decref(old);
     if (grant_changed)
-        function_reset_runners(fn); /* new instances get the new network */
+        function_reset_runners(l, fn); /* new instances get the new network */
     char id[37];
     aws_request_id(req, id);
     http_reply(req, 204, NULL, "", 0);
@@ -858,10 +859,15 @@ static void handle(struct http_req *req, const struct edge_auth *auth, void *arg
     if (str_has_prefix(path, CONCURRENCY_PREFIX) || str_has_prefix(path, CONCURRENCY_GET_PREFIX)) {
         const char *r = after_functions(path, CONCURRENCY_PREFIX);
         if (split_function_path(r ? r : after_functions(path, CONCURRENCY_GET_PREFIX), ref, &sub) <
-                0 ||
-            (strcmp(sub, "/concurrency") != 0 && strcmp(sub, "/concurrency/") != 0))
+            0)
             goto unknown;
-        concurrency_op(l, req, method, ref);
+        if (strcmp(sub, "/concurrency") == 0 || strcmp(sub, "/concurrency/") == 0)
+            concurrency_op(l, req, method, ref);
+        else if (!r && (strcmp(sub, "/provisioned-concurrency") == 0 ||
+                        strcmp(sub, "/provisioned-concurrency/") == 0))
+            provisioned_op(l, req, method, ref);
+        else
+            goto unknown;
         return;
     }
     if (!str_has_prefix(path, P))
@@ -956,6 +962,9 @@ struct lambda *lambda_new(struct loop *loop, const struct config *cfg, struct db
         lambda_free(l);
         return NULL;
     }
+    /* provisioned concurrency is warm again without waiting for an invoke */
+    for (size_t i = 0; i < l->nfns; i++)
+        provisioned_sync(l, l->fns[i]);
     return l;
 }
 

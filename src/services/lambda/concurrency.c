@@ -8,8 +8,13 @@
  * and GetAccountSettings. An invocation is counted from the moment it is
  * handed to the pool until its done callback (struct lambda_call); the
  * account's limit is IGNIS_ACCOUNT_CONCURRENCY (default 1000, Lambda's).
- * Not here: waiting throttled events (async.c), the pool's instance cap
- * (function_runner passes a reservation as max_instances).
+ * Provisioned concurrency counts as Lambda counts it: inside a function's
+ * reservation, or else carved out of the unreserved pool (so
+ * GetAccountSettings' UnreservedConcurrentExecutions shrinks by it), and a
+ * function without a reservation runs that many invocations outside the
+ * shared pool. Not here: waiting throttled events (async.c), the pool's
+ * instance cap (function_runner passes a reservation as max_instances), the
+ * provisioned configs themselves (provisioned.c).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -46,26 +51,71 @@ static unsigned min_unreserved(const struct lambda *l)
     return l->account_limit < LAMBDA_MIN_UNRESERVED ? l->account_limit : LAMBDA_MIN_UNRESERVED;
 }
 
+/* What the account has left for functions without a reservation: the limit
+ * less every reservation and the provisioned concurrency of the functions
+ * without one. */
 static unsigned unreserved_pool(const struct lambda *l)
 {
-    return l->account_limit > l->reserved_total ? l->account_limit - l->reserved_total : 0;
+    unsigned long long claimed = (unsigned long long)l->reserved_total + l->provisioned_unreserved;
+    return l->account_limit > claimed ? l->account_limit - (unsigned)claimed : 0;
+}
+
+/* What fn takes from the account: its reservation, or its provisioned concurrency. */
+static unsigned claim(const struct function *fn)
+{
+    return fn->reserved_set ? fn->reserved : fn->provisioned_total;
 }
 
 void concurrency_account(struct lambda *l, struct function *fn, int joining)
 {
-    if (!fn->reserved_set)
-        return;
+    unsigned *total = fn->reserved_set ? &l->reserved_total : &l->provisioned_unreserved;
     if (joining)
-        l->reserved_total += fn->reserved;
+        *total += claim(fn);
     else
-        l->reserved_total -= fn->reserved;
+        *total -= claim(fn);
 }
 
 enum throttle concurrency_check(struct lambda *l, struct function *fn)
 {
     if (fn->reserved_set)
         return fn->inflight >= fn->reserved ? THROTTLE_RESERVED : THROTTLE_NONE;
+    if (fn->inflight < fn->provisioned_total)
+        return THROTTLE_NONE; /* its own provisioned concurrency */
     return l->unreserved_inflight >= unreserved_pool(l) ? THROTTLE_ACCOUNT : THROTTLE_NONE;
+}
+
+int concurrency_check_provisioned(struct lambda *l, struct function *fn, unsigned old, unsigned n,
+                                  struct param_error *err)
+{
+    unsigned long long others = fn->provisioned_total - old;
+    if (fn->reserved_set) {
+        if (others + n > fn->reserved)
+            return param_fail(err, 400, "InvalidParameterValueException",
+                              "Requested Provisioned Concurrency should not be greater than the "
+                              "reservedConcurrentExecution for function");
+        return 0;
+    }
+    /* the unreserved pool as it is without this config */
+    unsigned long long pool = (unsigned long long)unreserved_pool(l) + old;
+    if (n > pool)
+        return param_fail(err, 400, "InvalidParameterValueException",
+                          "Specified ConcurrentExecutions for function is greater than account's "
+                          "unreserved concurrency [%llu].",
+                          pool);
+    if (pool - n < min_unreserved(l))
+        return param_fail(err, 400, "InvalidParameterValueException",
+                          "Specified ConcurrentExecutions for function decreases account's "
+                          "UnreservedConcurrentExecution below its minimum value of [%u].",
+                          min_unreserved(l));
+    return 0;
+}
+
+void concurrency_set_provisioned(struct lambda *l, struct function *fn, unsigned total)
+{
+    concurrency_account(l, fn, 0);
+    fn->provisioned_total = total;
+    concurrency_account(l, fn, 1);
+    async_kick(l); /* a change of the pool may let waiting events run */
 }
 
 void concurrency_reply_throttled(struct http_req *req, enum throttle why)
@@ -88,8 +138,10 @@ struct lambda_call *lambda_call_begin(struct lambda *l, struct function *fn)
     call->l = l;
     call->fn = fn;
     fn->refs++;
+    /* beyond its provisioned concurrency a function without a reservation
+     * runs on the shared pool */
+    call->unreserved = !fn->reserved_set && fn->inflight >= fn->provisioned_total;
     fn->inflight++;
-    call->unreserved = !fn->reserved_set;
     if (call->unreserved)
         l->unreserved_inflight++;
     call->next = l->calls;
@@ -169,7 +221,7 @@ static int set_reservation(struct lambda *l, struct http_req *req, struct functi
         return -1;
     }
     if (old_set != set || old != fn->reserved)
-        function_reset_runners(fn); /* new instances get the new cap */
+        function_reset_runners(l, fn); /* new instances get the new cap */
     async_kick(l);
     return 0;
 }
@@ -195,8 +247,17 @@ static void put_concurrency(struct lambda *l, struct http_req *req, const char *
     struct function *fn = lambda_lookup(l, req, ref, NULL);
     if (!fn)
         return;
-    /* what every other function's reservations and this one leave unreserved */
-    unsigned long long others = l->reserved_total - (fn->reserved_set ? fn->reserved : 0);
+    /* what every other function's reservations (and provisioned concurrency
+     * outside one) and this one leave unreserved */
+    unsigned long long others =
+        (unsigned long long)l->reserved_total + l->provisioned_unreserved - claim(fn);
+    if ((unsigned long long)n < fn->provisioned_total) {
+        aws_error(req, AWS_REST_JSON, 400, "InvalidParameterValueException",
+                  "Specified ReservedConcurrentExecutions for function is less than the "
+                  "function's total provisioned concurrency [%u].",
+                  fn->provisioned_total);
+        return;
+    }
     if (others + (unsigned long long)n + min_unreserved(l) > l->account_limit) {
         aws_error(req, AWS_REST_JSON, 400, "InvalidParameterValueException",
                   "Specified ReservedConcurrentExecutions for function decreases account's "

@@ -2,7 +2,7 @@
  * function: the Lambda function registry and records. Keeps every function
  * in a name-sorted array (binary search; ListFunctions pages in order),
  * persists each record (configuration, tags, versions, aliases, event
- * invoke configs, reserved concurrency) as JSON in the db, validates
+ * invoke configs, reserved and provisioned concurrency) as JSON in the db, validates
  * configuration the way Lambda does (same error names and messages), and
  * turns a function into the pool_fn_spec the execution pool runs (argv per
  * runtime, Lambda's reserved environment variables, a reservation as the
@@ -69,7 +69,7 @@ void lambda_remove(struct lambda *l, struct function *fn)
         concurrency_account(l, fn, 0);
         /* every version's runner too: the last reference may be dropped by an
          * invocation's done callback, which must not call into the pool */
-        function_reset_runners(fn);
+        function_reset_runners(l, fn);
         function_unref(fn);
     }
 }
@@ -87,6 +87,7 @@ void function_unref(struct function *fn)
     json_decref(fn->versions);
     json_decref(fn->aliases);
     json_decref(fn->event_configs);
+    json_decref(fn->provisioned);
     free(fn);
 }
 
@@ -120,6 +121,8 @@ int function_save(struct lambda *l, struct function *fn)
         json_object_set(rec, "EventInvokeConfigs", fn->event_configs);
     if (rec && fn->reserved_set)
         json_object_set_new(rec, "ReservedConcurrency", json_integer(fn->reserved));
+    if (rec && json_object_size(fn->provisioned) > 0)
+        json_object_set(rec, "ProvisionedConcurrency", fn->provisioned);
     char *text = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
     json_decref(rec);
     if (!text)
@@ -165,6 +168,20 @@ static void load_one(const char *name, const char *record, void *arg)
         json_decref(fn->event_configs);
         fn->event_configs = json_object();
     }
+    fn->provisioned = json_object();
+    const char *key;
+    json_t *pc;
+    json_object_foreach(json_object_get(rec, "ProvisionedConcurrency"), key, pc)
+    {
+        json_t *n = json_object_get(pc, "Requested");
+        if (json_is_integer(n) && json_integer_value(n) >= 1 &&
+            json_integer_value(n) <= 0x7fffffff &&
+            (json_object_get(fn->versions, key) || json_object_get(fn->aliases, key)))
+            json_object_set(fn->provisioned, key, pc);
+        else
+            log_warn("skipping a bad provisioned concurrency config of %s:%s", name, key);
+    }
+    fn->provisioned_total = provisioned_sum(fn->provisioned);
     json_t *reserved = json_object_get(rec, "ReservedConcurrency");
     if (json_is_integer(reserved) && json_integer_value(reserved) >= 0) {
         fn->reserved_set = 1;
@@ -235,12 +252,21 @@ int function_network_granted(const struct function *fn)
     return v && strcmp(v, "host") == 0;
 }
 
-void function_reset_runners(struct function *fn)
+void function_reset_runners(struct lambda *l, struct function *fn)
 {
     function_reset_runner(fn);
     for (size_t i = 0; i < fn->nvruns; i++)
         pool_fn_retire(fn->vruns[i].run);
     fn->nvruns = 0;
+    provisioned_sync(l, fn); /* provisioned versions start over at once */
+}
+
+struct version_run *function_version_run(struct function *fn, const char *version)
+{
+    for (size_t i = 0; i < fn->nvruns; i++)
+        if (strcmp(fn->vruns[i].version, version) == 0)
+            return &fn->vruns[i];
+    return NULL;
 }
 
 /* Builds the spec for one version (config + code) and starts a pool_fn. */
@@ -336,18 +362,31 @@ struct pool_fn *function_runner(struct lambda *l, struct function *fn, const cha
             fn->run = build_runner(l, fn, fn->config, fn->code_hex, "$LATEST");
         return fn->run;
     }
-    for (size_t i = 0; i < fn->nvruns; i++)
-        if (strcmp(fn->vruns[i].version, version) == 0)
-            return fn->vruns[i].run;
+    struct version_run *have = function_version_run(fn, version);
+    if (have)
+        return have->run;
     json_t *rec = json_object_get(fn->versions, version);
     const char *hex = json_string_value(json_object_get(rec, "CodeHex"));
+    if (!rec || !hex || strlen(version) >= sizeof(have->version))
+        return NULL;
     struct version_run *v = realloc(fn->vruns, (fn->nvruns + 1) * sizeof(*v));
-    if (!rec || !hex || !v)
+    if (!v)
         return NULL;
     fn->vruns = v;
-    snprintf(v[fn->nvruns].version, sizeof(v[fn->nvruns].version), "%s", version);
-    v[fn->nvruns].run = build_runner(l, fn, json_object_get(rec, "Configuration"), hex, version);
-    return v[fn->nvruns++].run;
+    struct pool_fn *run = build_runner(l, fn, json_object_get(rec, "Configuration"), hex, version);
+    if (!run)
+        return NULL;
+    v += fn->nvruns++;
+    memset(v, 0, sizeof(*v));
+    snprintf(v->version, sizeof(v->version), "%s", version);
+    v->run = run;
+    /* a version with provisioned concurrency keeps its instances warm from the start */
+    v->provisioned = provisioned_wanted(fn, version);
+    if (v->provisioned) {
+        v->short_since_ms = mono_us() / 1000;
+        pool_fn_provision(run, v->provisioned);
+    }
+    return run;
 }
 
 /*=== Validation ===*/

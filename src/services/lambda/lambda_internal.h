@@ -26,10 +26,13 @@
 #define LAMBDA_ACCOUNT_CONCURRENCY 1000
 #define LAMBDA_MIN_UNRESERVED 100
 
-/* A published version's runner, built on its first invoke. */
+/* A published version's runner, built on its first invoke (or at once when
+ * provisioned concurrency lands on the version: provisioned.c). */
 struct version_run {
     char version[16];
     struct pool_fn *run;
+    unsigned provisioned;   /* instances asked of the pool (pool_fn_provision) */
+    int64_t short_since_ms; /* monotonic ms since when fewer than that were seen ready; 0: not */
 };
 
 struct function {
@@ -43,10 +46,13 @@ struct function {
                                 "RevisionId"}: AliasConfiguration without its ARN (aliases.c) */
     json_t *event_configs;   /* qualifier ("$LATEST", "N", an alias) -> FunctionEventInvokeConfig
                                 without its FunctionArn (eventconfig.c) */
-    int reserved_set;        /* PutFunctionConcurrency was called (concurrency.c) */
-    unsigned reserved;       /* ReservedConcurrentExecutions, when reserved_set */
-    unsigned inflight;       /* invocations handed to the pool, not yet done */
-    struct pool_fn *run;     /* $LATEST: built on first invoke, replaced after updates */
+    json_t *provisioned;     /* qualifier (a version or an alias) -> {"Requested", "LastModified"}:
+                                provisioned concurrency configs (provisioned.c) */
+    unsigned provisioned_total; /* the sum of their Requested (concurrency.c accounts for it) */
+    int reserved_set;           /* PutFunctionConcurrency was called (concurrency.c) */
+    unsigned reserved;          /* ReservedConcurrentExecutions, when reserved_set */
+    unsigned inflight;          /* invocations handed to the pool, not yet done */
+    struct pool_fn *run;        /* $LATEST: built on first invoke, replaced after updates */
     struct version_run *vruns;
     size_t nvruns;
     int updating; /* an asynchronous create/update holds the function */
@@ -64,11 +70,12 @@ struct lambda {
     struct function **fns; /* sorted by name */
     size_t nfns, fns_alloc;
     /* concurrency (concurrency.c) */
-    unsigned account_limit;       /* ConcurrentExecutions */
-    unsigned reserved_total;      /* sum of the functions' reservations */
-    unsigned unreserved_inflight; /* in flight for functions without a reservation */
-    struct lambda_call *calls;    /* every invocation in flight */
-    struct lambda_async *async;   /* the event queue (async.c) */
+    unsigned account_limit;          /* ConcurrentExecutions */
+    unsigned reserved_total;         /* sum of the functions' reservations */
+    unsigned provisioned_unreserved; /* provisioned concurrency of functions without one */
+    unsigned unreserved_inflight;    /* in flight for functions without a reservation */
+    struct lambda_call *calls;       /* every invocation in flight */
+    struct lambda_async *async;      /* the event queue (async.c) */
 };
 
 /* One invocation handed to the pool, counted against its function's (or the
@@ -96,8 +103,12 @@ json_t *listing_view(json_t *config);
 struct pool_fn *function_runner(struct lambda *l, struct function *fn, const char *version);
 void function_reset_runner(struct function *fn);
 /* Retires the runners of $LATEST and of every version (after a change that
- * applies to all of them, like the network tag). */
-void function_reset_runners(struct function *fn);
+ * applies to all of them, like the network tag); the versions with
+ * provisioned concurrency get new runners, provisioned, at once (unless fn
+ * is deleted). */
+void function_reset_runners(struct lambda *l, struct function *fn);
+/* The runner of a published version if it has been built, else NULL (never builds one). */
+struct version_run *function_version_run(struct function *fn, const char *version);
 int function_network_granted(const struct function *fn);
 int lambda_load(struct lambda *l);
 
@@ -218,11 +229,42 @@ struct lambda_call *lambda_call_begin(struct lambda *l, struct function *fn);
 struct lambda *lambda_call_end(struct lambda_call *call);
 /* Shutdown: every call in flight forgets the service and its function. */
 void lambda_calls_detach(struct lambda *l);
-/* Keeps reserved_total true when fn joins or leaves the registry. */
+/* Keeps reserved_total and provisioned_unreserved true when fn joins or
+ * leaves the registry. */
 void concurrency_account(struct lambda *l, struct function *fn, int joining);
+/* Whether fn may have n provisioned instances on a qualifier that has old (0:
+ * none) now: within its reservation, or leaving the account's minimum
+ * unreserved. 0, or -1 with err filled (Lambda's messages). */
+int concurrency_check_provisioned(struct lambda *l, struct function *fn, unsigned old, unsigned n,
+                                  struct param_error *err);
+/* Sets fn's provisioned total (fn in the registry), keeping the account's
+ * unreserved pool true. */
+void concurrency_set_provisioned(struct lambda *l, struct function *fn, unsigned total);
 /* PutFunctionConcurrency, GetFunctionConcurrency, DeleteFunctionConcurrency. */
 void concurrency_op(struct lambda *l, struct http_req *req, const char *method, const char *ref);
 void account_settings_op(struct lambda *l, struct http_req *req);
+
+/* provisioned concurrency (provisioned.c) */
+/* The sum of the Requested of a configs object (fn->provisioned). */
+unsigned provisioned_sum(json_t *configs);
+/* How many provisioned instances version's runner should keep: the configs
+ * of the version and of the aliases whose primary version it is. */
+unsigned provisioned_wanted(struct function *fn, const char *version);
+/* Brings the pool in line with fn's configs: every version with provisioned
+ * concurrency gets its runner (built if need be) provisioned, the others
+ * are asked for none. Call after any change to configs, aliases or runners. */
+void provisioned_sync(struct lambda *l, struct function *fn);
+/* Removes qualifier's config (a version or alias going away) and keeps the
+ * accounting true; returns it (a reference, for provisioned_restore) or NULL. */
+json_t *provisioned_take(struct lambda *l, struct function *fn, const char *qualifier);
+/* Puts back what provisioned_take returned (cfg may be NULL); steals cfg. */
+void provisioned_restore(struct lambda *l, struct function *fn, const char *qualifier, json_t *cfg);
+/* UpdateAlias: whether alias (with a config) may point at version now. 0, or
+ * -1 with err filled. */
+int provisioned_check_alias(struct function *fn, const char *alias, const char *version,
+                            struct param_error *err);
+/* Put (PUT), Get and List (GET; ?List=ALL lists), Delete (DELETE). */
+void provisioned_op(struct lambda *l, struct http_req *req, const char *method, const char *ref);
 
 /* asynchronous invocation (async.c) */
 int async_init(struct lambda *l);

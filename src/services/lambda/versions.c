@@ -3,7 +3,8 @@
  * CreateFunction and UpdateFunctionCode, ListVersionsByFunction, DeleteFunction
  * with a Qualifier). A version is an immutable snapshot of $LATEST's
  * configuration and code, numbered from 1 and never reused; it lives in the
- * function's record; deleting one deletes its event invoke config. A
+ * function's record; deleting one deletes its event invoke config and its
+ * provisioned concurrency config (and so its provisioned instances). A
  * version an alias points to cannot be deleted (see aliases.c and
  * DeleteFunction in api.c).
  */
@@ -90,6 +91,7 @@ int version_delete(struct lambda *l, struct function *fn, const char *version)
     }
     json_object_del(fn->versions, version);
     json_object_del(fn->event_configs, version); /* its async settings go with it */
+    json_decref(provisioned_take(l, fn, version));
     return function_save(l, fn);
 }
 
