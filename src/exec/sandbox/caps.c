@@ -20,9 +20,13 @@
 
 int sbx_caps_drop_bounding(void)
 {
-    for (unsigned long c = 0; prctl(PR_CAPBSET_READ, c, 0, 0, 0) >= 0; c++)
-        if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0)
+    /* until the first capability this kernel does not know (EINVAL) */
+    for (unsigned long c = 0;; c++)
+        if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0) {
+            if (errno == EINVAL && c > 0)
+                break;
             return -errno;
+        }
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
         return -errno;
     return 0;
