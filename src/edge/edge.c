@@ -47,6 +47,15 @@ static const struct edge_route *route_by_service(struct edge *e, const char *ser
     return NULL;
 }
 
+/* A public route that claims the request by its headers (e.g. Host). */
+static const struct edge_route *route_by_match(struct edge *e, struct http_req *req)
+{
+    for (int i = 0; i < e->nroutes; i++)
+        if (e->routes[i].public && e->routes[i].match && e->routes[i].match(req, e->routes[i].arg))
+            return &e->routes[i];
+    return NULL;
+}
+
 /* The service named in "Credential=AKID/date/region/SERVICE/aws4_request". */
 static const struct edge_route *route_by_authorization(struct edge *e, const char *auth)
 {
@@ -56,14 +65,17 @@ static const struct edge_route *route_by_authorization(struct edge *e, const cha
     return route_by_service(e, cred.service);
 }
 
-/* Picks the route as soon as the headers are in (public path, else the
- * credential scope's service, else the path prefix) and keeps it with the
- * request for handle(); its body cap applies. */
+/* Picks the route as soon as the headers are in (a route claiming it by its
+ * headers, else public path, else the credential scope's service, else the
+ * path prefix) and keeps it with the request for handle(); its body cap
+ * applies. */
 static size_t body_cap(struct http_req *req, void *arg)
 {
     struct edge *e = arg;
     const char *path = http_req_path(req);
-    const struct edge_route *r = route_by_path(e, path, 1);
+    const struct edge_route *r = route_by_match(e, req);
+    if (!r)
+        r = route_by_path(e, path, 1);
     if (!r)
         r = route_by_authorization(e, http_req_header(req, "Authorization"));
     if (!r)

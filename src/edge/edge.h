@@ -3,7 +3,9 @@
  * with SigV4 and routes it to the AWS-compatible service it was meant for:
  * by the credential scope's service name, else by path (Lambda's
  * /2015-03-31/...). A few Ignis paths (code downloads with their own token)
- * are public. Services register a route; edge knows none of them.
+ * are public, and a public route may claim requests by their headers first
+ * (Function URLs by Host: <url-id>.lambda-url.<region>.localhost). Services
+ * register a route; edge knows none of them.
  */
 #ifndef IGNIS_EDGE_EDGE_H
 #define IGNIS_EDGE_EDGE_H
@@ -26,12 +28,16 @@ struct edge_auth {
 typedef void (*edge_handler)(struct http_req *req, const struct edge_auth *auth, void *arg);
 /* Largest body this request may carry (called when headers are in). */
 typedef size_t (*edge_body_cap)(struct http_req *req, void *arg);
+/* Whether a route claims this request by its headers (e.g. its Host), before
+ * any other rule; called when the headers are in. */
+typedef int (*edge_match)(struct http_req *req, void *arg);
 
 struct edge_route {
     const char *service;     /* SigV4 scope name, e.g. "lambda" */
     const char *path_prefix; /* recognises unsigned requests, e.g. "/2015-03-31/" (or NULL) */
     enum aws_protocol proto; /* how to word authentication errors */
     int public;              /* 1: no SigV4 (the handler checks its own token) */
+    edge_match match;        /* claims requests by their headers (public routes only), or NULL */
     edge_handler handle;
     edge_body_cap body_cap; /* NULL: 1 MiB */
     void *arg;

@@ -6,7 +6,7 @@
  * (version or alias), the routing of the Lambda API's paths (2015-03-31,
  * 2017-03-31 tags, 2019-09-25 event invoke configs, 2017-10-31 and
  * 2019-09-30 concurrency and provisioned concurrency, 2016-08-19 account
- * settings) to them, to the version, alias, event-invoke-config,
+ * settings, 2021-10-31 function URL configs) to them, to the version, alias, event-invoke-config,
  * concurrency and provisioned concurrency operations and to Invoke, and the
  * code download behind GetFunction's Code.Location. Zip unpacking runs on the
  * work queue; the answer is sent when it is done.
@@ -33,6 +33,7 @@
 #define CONCURRENCY_PREFIX "/2017-10-31/"     /* .../functions/{name}/concurrency */
 #define CONCURRENCY_GET_PREFIX "/2019-09-30/" /* GetFunctionConcurrency, provisioned */
 #define ACCOUNT_PREFIX "/2016-08-19/"         /* account-settings/ */
+#define URL_CONFIG_PREFIX "/2021-10-31/"      /* .../functions/{name}/url[s] (urls.c) */
 #define CODE_PREFIX "/_ignis/code/"
 #define CODE_URL_TTL_S 600
 
@@ -328,6 +329,7 @@ static void create_function(struct lambda *l, struct http_req *req)
     fn->aliases = json_object();
     fn->event_configs = json_object();
     fn->provisioned = json_object();
+    fn->url_configs = json_object();
     lambda_insert(l, fn);
     if (start_code_job(l, req, fn, json_object_get(code, "ZipFile"), 1,
                        json_is_true(json_object_get(body, "Publish"))) < 0)
@@ -786,6 +788,14 @@ static size_t body_cap(struct http_req *req, void *arg)
     return LAMBDA_REQUEST_MAX;
 }
 
+/* A Function URL request carries at most what a synchronous invoke may. */
+static size_t url_body_cap(struct http_req *req, void *arg)
+{
+    (void)req;
+    (void)arg;
+    return LAMBDA_SYNC_PAYLOAD_MAX;
+}
+
 /* "/{ref}[/sub...]": the function segment into ref and what follows it
  * (maybe "") into *sub. rest NULL is no match. */
 static int split_function_path(const char *rest, char ref[512], const char **sub)
@@ -852,6 +862,17 @@ static void handle(struct http_req *req, const struct edge_auth *auth, void *arg
                  : strcmp(sub, "/event-invoke-config") == 0 ||
                        strcmp(sub, "/event-invoke-config/") == 0)
             event_config_op(l, req, method, ref, list);
+        else
+            goto unknown;
+        return;
+    }
+    if (str_has_prefix(path, URL_CONFIG_PREFIX)) {
+        if (split_function_path(after_functions(path, URL_CONFIG_PREFIX), ref, &sub) < 0)
+            goto unknown;
+        if (strcmp(sub, "/url") == 0 || strcmp(sub, "/url/") == 0)
+            urls_op(l, req, method, ref, 0);
+        else if (strcmp(sub, "/urls") == 0 || strcmp(sub, "/urls/") == 0)
+            urls_op(l, req, method, ref, 1);
         else
             goto unknown;
         return;
@@ -987,14 +1008,31 @@ int lambda_register(struct lambda *l, struct edge *edge)
         .handle = lambda_serve_code,
         .arg = l,
     };
+    /* Function URLs: by Host (<url-id>.lambda-url.<region>.localhost), or
+     * on /_ignis/url/<url-id>/...; they check their own AuthType */
+    struct edge_route url_host = {
+        .public = 1,
+        .match = lambda_url_match,
+        .proto = AWS_REST_JSON,
+        .handle = lambda_url_serve,
+        .body_cap = url_body_cap,
+        .arg = l,
+    };
+    struct edge_route url_path = url_host;
+    url_path.match = NULL;
+    url_path.path_prefix = LAMBDA_URL_PATH_PREFIX;
     int rc = edge_add_route(edge, &api);
     if (!rc)
         rc = edge_add_route(edge, &tags);
     if (!rc)
         rc = edge_add_route(edge, &code);
+    if (!rc)
+        rc = edge_add_route(edge, &url_host);
+    if (!rc)
+        rc = edge_add_route(edge, &url_path);
     /* unsigned requests to the other API versions get Lambda's errors too */
     static const char *const more[] = {EVENT_CONFIG_PREFIX, CONCURRENCY_PREFIX,
-                                       CONCURRENCY_GET_PREFIX, ACCOUNT_PREFIX};
+                                       CONCURRENCY_GET_PREFIX, ACCOUNT_PREFIX, URL_CONFIG_PREFIX};
     for (size_t i = 0; !rc && i < sizeof(more) / sizeof(more[0]); i++) {
         struct edge_route r = api;
         r.path_prefix = more[i];

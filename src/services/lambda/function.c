@@ -2,7 +2,8 @@
  * function: the Lambda function registry and records. Keeps every function
  * in a name-sorted array (binary search; ListFunctions pages in order),
  * persists each record (configuration, tags, versions, aliases, event
- * invoke configs, reserved and provisioned concurrency) as JSON in the db, validates
+ * invoke configs, reserved and provisioned concurrency, function URL configs) as JSON in the
+ * db, validates
  * configuration the way Lambda does (same error names and messages), and
  * turns a function into the pool_fn_spec the execution pool runs (argv per
  * runtime, Lambda's reserved environment variables, a reservation as the
@@ -88,6 +89,7 @@ void function_unref(struct function *fn)
     json_decref(fn->aliases);
     json_decref(fn->event_configs);
     json_decref(fn->provisioned);
+    json_decref(fn->url_configs);
     free(fn);
 }
 
@@ -123,6 +125,8 @@ int function_save(struct lambda *l, struct function *fn)
         json_object_set_new(rec, "ReservedConcurrency", json_integer(fn->reserved));
     if (rec && json_object_size(fn->provisioned) > 0)
         json_object_set(rec, "ProvisionedConcurrency", fn->provisioned);
+    if (rec && json_object_size(fn->url_configs) > 0)
+        json_object_set(rec, "FunctionUrlConfigs", fn->url_configs);
     char *text = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
     json_decref(rec);
     if (!text)
@@ -168,9 +172,18 @@ static void load_one(const char *name, const char *record, void *arg)
         json_decref(fn->event_configs);
         fn->event_configs = json_object();
     }
-    fn->provisioned = json_object();
+    fn->url_configs = json_object();
     const char *key;
     json_t *pc;
+    json_object_foreach(json_object_get(rec, "FunctionUrlConfigs"), key, pc)
+    {
+        if (json_is_string(json_object_get(pc, "UrlId")) &&
+            (strcmp(key, "$LATEST") == 0 || json_object_get(fn->aliases, key)))
+            json_object_set(fn->url_configs, key, pc);
+        else
+            log_warn("skipping a bad function URL config of %s:%s", name, key);
+    }
+    fn->provisioned = json_object();
     json_object_foreach(json_object_get(rec, "ProvisionedConcurrency"), key, pc)
     {
         json_t *n = json_object_get(pc, "Requested");

@@ -48,6 +48,9 @@ struct function {
                                 without its FunctionArn (eventconfig.c) */
     json_t *provisioned;     /* qualifier (a version or an alias) -> {"Requested", "LastModified"}:
                                 provisioned concurrency configs (provisioned.c) */
+    json_t *url_configs;     /* qualifier ("$LATEST" or an alias) -> {"UrlId", "AuthType",
+                                "Cors"?, "InvokeMode", "CreationTime", "LastModifiedTime"}:
+                                Function URLs (urls.c) */
     unsigned provisioned_total; /* the sum of their Requested (concurrency.c accounts for it) */
     int reserved_set;           /* PutFunctionConcurrency was called (concurrency.c) */
     unsigned reserved;          /* ReservedConcurrentExecutions, when reserved_set */
@@ -265,6 +268,21 @@ int provisioned_check_alias(struct function *fn, const char *alias, const char *
                             struct param_error *err);
 /* Put (PUT), Get and List (GET; ?List=ALL lists), Delete (DELETE). */
 void provisioned_op(struct lambda *l, struct http_req *req, const char *method, const char *ref);
+
+/* Function URLs: configs (urls.c) and serving (url_invoke.c) */
+#define LAMBDA_URL_PATH_PREFIX "/_ignis/url/" /* path form: /_ignis/url/<url-id>/<rawPath> */
+#define LAMBDA_URL_ID_LEN 32
+/* CreateFunctionUrlConfig (POST), Get (GET), Update (PUT), Delete (DELETE);
+ * list: ListFunctionUrlConfigs (GET .../urls). */
+void urls_op(struct lambda *l, struct http_req *req, const char *method, const char *ref, int list);
+/* The config whose url-id is id (a borrowed reference) with its function and
+ * qualifier, or NULL. */
+json_t *url_config_find(struct lambda *l, const char *id, struct function **fn,
+                        const char **qualifier);
+/* Edge: whether a request's Host is a Function URL's (<id>.lambda-url.<...>). */
+int lambda_url_match(struct http_req *req, void *arg);
+/* Edge: serves a Function URL request (Host form or path form). */
+void lambda_url_serve(struct http_req *req, const struct edge_auth *auth, void *arg);
 
 /* asynchronous invocation (async.c) */
 int async_init(struct lambda *l);

@@ -1,0 +1,320 @@
+/*
+ * url_invoke: serves Function URLs on the edge port. A request reaches us
+ * either with the URL's Host (<url-id>.lambda-url.<region>.localhost[:port],
+ * or any <url-id>.lambda-url.* host) or on the path form
+ * /_ignis/url/<url-id>/<rawPath> for clients that cannot set Host. Checks
+ * the config's AuthType (AWS_IAM: a SigV4 signature for service "lambda"
+ * over the request as sent), answers CORS preflights from the config and
+ * adds its CORS headers to answers, then invokes synchronously like Invoke
+ * (same concurrency accounting, same alias routing) with the payload format
+ * 2.0 event and maps the result back (services/http/payload.c). Function
+ * errors and timeouts are 502, throttles 429. Not here: the configs
+ * (urls.c).
+ */
+#include <ctype.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/util.h"
+#include "services/http/payload.h"
+#include "services/lambda/lambda_internal.h"
+
+#define FORBIDDEN                                                                                  \
+    "Forbidden. For troubleshooting Function URL authorization issues, see: "                      \
+    "https://docs.aws.amazon.com/lambda/latest/dg/urls-auth.html"
+
+/* One URL invocation in flight: what its answer needs once the pool is done. */
+struct url_call {
+    struct lambda_call *call;
+    json_t *cors; /* the config's Cors (a reference), or NULL */
+    char *origin; /* the request's Origin, or NULL */
+};
+
+/* The url-id of a "<id>.lambda-url.<...>" host (copied into id), or -1. */
+static int host_url_id(const char *host, char id[64])
+{
+    if (!host)
+        return -1;
+    size_t n = strcspn(host, ".");
+    if (n == 0 || n >= 64 || !str_has_prefix(host + n, ".lambda-url."))
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)host[i]))
+            return -1;
+    memcpy(id, host, n);
+    id[n] = '\0';
+    return 0;
+}
+
+int lambda_url_match(struct http_req *req, void *arg)
+{
+    (void)arg;
+    char id[64];
+    return host_url_id(http_req_header(req, "Host"), id) == 0;
+}
+
+/*=== CORS ===*/
+
+static int list_has(json_t *list, const char *s)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(list, i, v)
+    {
+        if (json_is_string(v) && strcasecmp(json_string_value(v), s) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static void list_join(json_t *list, struct buf *out)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(list, i, v) buf_printf(out, "%s%s", i ? "," : "", json_string_value(v));
+}
+
+/* The Access-Control-Allow-Origin for origin, or NULL when it is not allowed. */
+static const char *allowed_origin(json_t *cors, const char *origin)
+{
+    json_t *origins = json_object_get(cors, "AllowOrigins");
+    if (!origin)
+        return NULL;
+    if (list_has(origins, "*"))
+        return json_is_true(json_object_get(cors, "AllowCredentials")) ? origin : "*";
+    return list_has(origins, origin) ? origin : NULL;
+}
+
+/* Adds the headers of an actual (not preflight) response, replacing the
+ * function's own, as Lambda does. */
+static void cors_response_headers(struct http_payload_response *r, json_t *cors, const char *origin)
+{
+    const char *allow = cors ? allowed_origin(cors, origin) : NULL;
+    if (!allow)
+        return;
+    http_payload_response_set(r, "Access-Control-Allow-Origin", allow);
+    if (json_is_true(json_object_get(cors, "AllowCredentials")))
+        http_payload_response_set(r, "Access-Control-Allow-Credentials", "true");
+    json_t *expose = json_object_get(cors, "ExposeHeaders");
+    if (json_array_size(expose)) {
+        struct buf b = BUF_INIT;
+        list_join(expose, &b);
+        http_payload_response_set(r, "Access-Control-Expose-Headers", b.data);
+        buf_release(&b);
+    }
+    http_payload_response_set(r, "Vary", "Origin");
+}
+
+static void cors_preflight(struct http_req *req, json_t *cors, const char *origin)
+{
+    struct http_payload_response r;
+    http_payload_response_init(&r);
+    const char *allow = allowed_origin(cors, origin);
+    if (allow) {
+        struct buf b = BUF_INIT;
+        http_payload_response_add(&r, "Access-Control-Allow-Origin", allow);
+        json_t *methods = json_object_get(cors, "AllowMethods");
+        if (json_array_size(methods)) {
+            list_join(methods, &b);
+            http_payload_response_add(&r, "Access-Control-Allow-Methods", b.data);
+        }
+        json_t *headers = json_object_get(cors, "AllowHeaders");
+        if (json_array_size(headers)) {
+            buf_reset(&b);
+            list_join(headers, &b);
+            http_payload_response_add(&r, "Access-Control-Allow-Headers", b.data);
+        }
+        json_t *expose = json_object_get(cors, "ExposeHeaders");
+        if (json_array_size(expose)) {
+            buf_reset(&b);
+            list_join(expose, &b);
+            http_payload_response_add(&r, "Access-Control-Expose-Headers", b.data);
+        }
+        if (json_is_true(json_object_get(cors, "AllowCredentials")))
+            http_payload_response_add(&r, "Access-Control-Allow-Credentials", "true");
+        json_int_t age = json_integer_value(json_object_get(cors, "MaxAge"));
+        if (age > 0) {
+            buf_reset(&b);
+            buf_printf(&b, "%lld", (long long)age);
+            http_payload_response_add(&r, "Access-Control-Max-Age", b.data);
+        }
+        http_payload_response_add(&r, "Vary", "Origin");
+        buf_release(&b);
+    }
+    char id[37];
+    uuid_v4(id);
+    http_payload_response_add(&r, "x-amzn-RequestId", id);
+    http_payload_reply(req, &r);
+    http_payload_response_release(&r);
+}
+
+/*=== Authentication ===*/
+
+static const char *secret_for(const char *access_key, void *arg)
+{
+    const struct config *cfg = arg;
+    return strcmp(access_key, cfg->access_key) == 0 ? cfg->secret_key : NULL;
+}
+
+/* AWS_IAM: the request must carry a valid SigV4 signature for "lambda" over
+ * this very body. Returns the requestContext.authorizer (a new reference)
+ * or NULL when it does not. */
+static json_t *iam_authorizer(struct lambda *l, struct http_req *req)
+{
+    struct sigv4_request sreq;
+    http_req_sigv4(req, &sreq);
+    size_t len;
+    const char *body = http_req_body(req, &len);
+    char body_hash[65];
+    sha256_hex(body, len, body_hash);
+    sreq.payload_hash = body_hash;
+    const char *declared = http_req_header(req, "x-amz-content-sha256");
+    struct sigv4_credential cred;
+    memset(&cred, 0, sizeof(cred));
+    if (sigv4_verify(&sreq, secret_for, (void *)l->cfg, now_ms(), &cred) != SIGV4_OK ||
+        (declared && strcasecmp(declared, body_hash) != 0) || strcmp(cred.service, "lambda") != 0)
+        return NULL;
+    char arn[128];
+    snprintf(arn, sizeof(arn), "arn:aws:iam::%s:root", l->cfg->account_id);
+    return json_pack("{s:{s:s, s:s, s:s, s:n, s:n, s:s, s:s}}", "iam", "accessKey", cred.access_key,
+                     "accountId", l->cfg->account_id, "callerId", l->cfg->account_id,
+                     "cognitoIdentity", "principalOrgId", "userArn", arn, "userId",
+                     l->cfg->account_id);
+}
+
+/*=== Invocation ===*/
+
+static void url_done(struct invocation *inv, void *arg)
+{
+    struct url_call *uc = arg;
+    struct http_req *req = uc->call->req;
+    lambda_call_end(uc->call);
+    struct http_payload_response r;
+    http_payload_response_init(&r);
+    if (inv->outcome == INVOCATION_FUNCTION_ERROR ||
+        http_payload_v2_response(inv->result.data ? inv->result.data : "", inv->result.len, &r) <
+            0) {
+        /* an error, a timeout or an answer that is no response */
+        http_payload_response_release(&r);
+        http_payload_response_init(&r);
+        r.status = 502;
+        http_payload_response_add(&r, "Content-Type", "application/json");
+        buf_puts(&r.body, "Internal Server Error");
+    }
+    http_payload_response_add(&r, "x-amzn-RequestId", inv->request_id);
+    cors_response_headers(&r, uc->cors, uc->origin);
+    http_payload_reply(req, &r);
+    http_payload_response_release(&r);
+    json_decref(uc->cors);
+    free(uc->origin);
+    free(uc);
+    invocation_free(inv);
+}
+
+void lambda_url_serve(struct http_req *req, const struct edge_auth *auth, void *arg)
+{
+    (void)auth;
+    struct lambda *l = arg;
+    const char *path = http_req_path(req);
+    char id[64], domain[256];
+    const char *raw_path = path;
+    const char *host = http_req_header(req, "Host");
+    if (host_url_id(host, id) == 0) {
+        snprintf(domain, sizeof(domain), "%.*s", (int)strcspn(host, ":"), host);
+    } else {
+        /* the path form: /_ignis/url/<id>[/<rawPath>] */
+        const char *p = path + strlen(LAMBDA_URL_PATH_PREFIX);
+        size_t n = strcspn(p, "/");
+        if (n == 0 || n >= sizeof(id)) {
+            http_payload_error(req, 403, "AccessDeniedException", NULL);
+            return;
+        }
+        memcpy(id, p, n);
+        id[n] = '\0';
+        raw_path = p[n] ? p + n : "/";
+        snprintf(domain, sizeof(domain), "%s.lambda-url.%s.localhost", id, l->cfg->region);
+    }
+    struct function *fn;
+    const char *qual;
+    json_t *cfg = url_config_find(l, id, &fn, &qual);
+    struct fn_target t;
+    if (!cfg || lambda_resolve(fn, strcmp(qual, "$LATEST") == 0 ? "" : qual, &t) < 0) {
+        http_payload_error(req, 403, "AccessDeniedException", NULL);
+        return;
+    }
+    if (http_req_body_too_large(req)) {
+        http_payload_error(req, 413, "RequestTooLargeException",
+                           "Request must be smaller than 6291456 bytes for the InvokeFunction "
+                           "operation");
+        return;
+    }
+    json_t *authorizer = NULL;
+    const char *auth_type = json_string_value(json_object_get(cfg, "AuthType"));
+    if (auth_type && strcmp(auth_type, "AWS_IAM") == 0 && !(authorizer = iam_authorizer(l, req))) {
+        http_payload_error(req, 403, "AccessDeniedException", FORBIDDEN);
+        return;
+    }
+    json_t *cors = json_object_get(cfg, "Cors");
+    const char *origin = http_req_header(req, "Origin");
+    if (cors && strcmp(http_req_method(req), "OPTIONS") == 0 && origin &&
+        http_req_header(req, "Access-Control-Request-Method")) {
+        json_decref(authorizer);
+        cors_preflight(req, cors, origin);
+        return;
+    }
+    enum throttle why = concurrency_check(l, fn);
+    if (why != THROTTLE_NONE) {
+        json_decref(authorizer);
+        http_payload_error(req, 429, "TooManyRequestsException", "Rate Exceeded.");
+        return;
+    }
+
+    struct invocation *inv = invocation_new();
+    struct http_payload_ctx ctx = {
+        .raw_path = raw_path,
+        .route_key = "$default",
+        .stage = "$default",
+        .account_id = authorizer ? l->cfg->account_id : "anonymous",
+        .api_id = id,
+        .domain_name = domain,
+        .domain_prefix = id,
+        .request_id = inv->request_id,
+        .authorizer = authorizer,
+        .now_ms = now_ms(),
+    };
+    json_t *ev = http_payload_v2_event(req, &ctx);
+    json_decref(authorizer);
+    char *text = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
+    json_decref(ev);
+    /* through an alias: its version, or the additional one by its weight */
+    const char *version = t.alias ? alias_route(fn, t.alias, t.version) : t.version;
+    struct pool_fn *run = text ? function_runner(l, fn, version) : NULL;
+    struct lambda_call *call = run ? lambda_call_begin(l, fn) : NULL;
+    struct url_call *uc = call ? calloc(1, sizeof(*uc)) : NULL;
+    if (!uc) {
+        if (call)
+            lambda_call_end(call);
+        free(text);
+        invocation_free(inv);
+        http_payload_error(req, 500, "ServiceException", "Ignis could not start the invocation");
+        return;
+    }
+    buf_puts(&inv->payload, text);
+    free(text);
+    if (t.qualifier[0]) {
+        char arn[256];
+        function_arn(l, fn->name, arn, sizeof(arn));
+        if (asprintf(&inv->invoked_arn, "%s:%s", arn, t.qualifier) < 0)
+            inv->invoked_arn = NULL;
+    }
+    call->req = req;
+    uc->call = call;
+    uc->cors = json_incref(cors);
+    uc->origin = origin ? strdup(origin) : NULL;
+    inv->done = url_done;
+    inv->done_arg = uc;
+    pool_invoke(run, inv);
+}
