@@ -23,6 +23,7 @@
 #include "edge/edge.h"
 #include "exec/pool.h"
 #include "exec/sandbox/sandbox.h"
+#include "services/apigw/apigw.h"
 #include "services/lambda/lambda.h"
 #include "services/logs/logs.h"
 #include "store/db.h"
@@ -142,6 +143,7 @@ int cmd_serve(int argc, char **argv)
     struct workq *wq = NULL;
     struct pool *pool = NULL;
     struct lambda *lambda = NULL;
+    struct apigw *apigw = NULL;
     struct edge *edge = NULL;
     int sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
     char path[4200];
@@ -182,6 +184,8 @@ int cmd_serve(int argc, char **argv)
         goto out;
     if (logs_register(edge, logs, &cfg) < 0)
         goto out;
+    if (!(apigw = apigw_new(loop, &cfg, db, lambda)) || apigw_register(apigw, edge) < 0)
+        goto out;
     loop_add_fd(loop, sigfd, EPOLLIN, on_signal, NULL);
     loop_add_before_sleep(loop, flush_logs, logs);
     printf("ignis: listening on http://%s:%d (data dir %s, region %s)\n", cfg.listen_host, port,
@@ -198,6 +202,7 @@ out:
     lambda_free(lambda);
     pool_free(pool);
     edge_free(edge);
+    apigw_free(apigw); /* after the pool: its invocations' callbacks have run */
     logstore_close(logs);
     db_close(db);
     if (sigfd >= 0)

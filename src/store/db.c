@@ -15,6 +15,7 @@
 struct db {
     sqlite3 *conn;
     sqlite3_stmt *fn_put, *fn_delete, *fn_all;
+    sqlite3_stmt *api_put, *api_delete, *api_all;
     sqlite3_stmt *ev_put, *ev_attempts, *ev_delete, *ev_all, *ev_payload;
 };
 
@@ -25,6 +26,8 @@ static const char *migrations[] = {
     "CREATE TABLE async_events (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, "
     "function TEXT NOT NULL, qualifier TEXT NOT NULL, payload BLOB NOT NULL, client_context TEXT, "
     "received_ms INTEGER NOT NULL, attempts INTEGER NOT NULL, due_ms INTEGER NOT NULL);",
+    /* 3: API Gateway HTTP APIs */
+    "CREATE TABLE http_apis (id TEXT PRIMARY KEY, record TEXT NOT NULL);",
 };
 
 struct statement {
@@ -80,6 +83,10 @@ int db_open(const char *path, struct db **out)
                       "ON CONFLICT(name) DO UPDATE SET record = excluded.record"},
         {&db->fn_delete, "DELETE FROM functions WHERE name = ?"},
         {&db->fn_all, "SELECT name, record FROM functions ORDER BY name"},
+        {&db->api_put, "INSERT INTO http_apis(id, record) VALUES(?, ?) "
+                       "ON CONFLICT(id) DO UPDATE SET record = excluded.record"},
+        {&db->api_delete, "DELETE FROM http_apis WHERE id = ?"},
+        {&db->api_all, "SELECT id, record FROM http_apis ORDER BY id"},
         {&db->ev_put, "INSERT INTO async_events(id, function, qualifier, payload, client_context, "
                       "received_ms, attempts, due_ms) VALUES(?, ?, ?, ?, ?, ?, ?, ?)"},
         {&db->ev_attempts, "UPDATE async_events SET attempts = ?, due_ms = ? WHERE id = ?"},
@@ -109,6 +116,9 @@ void db_close(struct db *db)
     sqlite3_finalize(db->fn_put);
     sqlite3_finalize(db->fn_delete);
     sqlite3_finalize(db->fn_all);
+    sqlite3_finalize(db->api_put);
+    sqlite3_finalize(db->api_delete);
+    sqlite3_finalize(db->api_all);
     sqlite3_finalize(db->ev_put);
     sqlite3_finalize(db->ev_attempts);
     sqlite3_finalize(db->ev_delete);
@@ -130,27 +140,59 @@ static int step_done(struct db *db, sqlite3_stmt *st)
     return 0;
 }
 
+/* A keyed JSON record table: put, delete, every row in key order. */
+static int record_put(struct db *db, sqlite3_stmt *st, const char *key, const char *record)
+{
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, record, -1, SQLITE_STATIC);
+    return step_done(db, st);
+}
+
+static int record_delete(struct db *db, sqlite3_stmt *st, const char *key)
+{
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    return step_done(db, st);
+}
+
+static int record_foreach(sqlite3_stmt *st, db_record_cb cb, void *arg)
+{
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        cb((const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1), arg);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
 int db_function_put(struct db *db, const char *name, const char *record)
 {
-    sqlite3_bind_text(db->fn_put, 1, name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(db->fn_put, 2, record, -1, SQLITE_STATIC);
-    return step_done(db, db->fn_put);
+    return record_put(db, db->fn_put, name, record);
 }
 
 int db_function_delete(struct db *db, const char *name)
 {
-    sqlite3_bind_text(db->fn_delete, 1, name, -1, SQLITE_STATIC);
-    return step_done(db, db->fn_delete);
+    return record_delete(db, db->fn_delete, name);
 }
 
 int db_function_foreach(struct db *db, db_record_cb cb, void *arg)
 {
-    int rc;
-    while ((rc = sqlite3_step(db->fn_all)) == SQLITE_ROW)
-        cb((const char *)sqlite3_column_text(db->fn_all, 0),
-           (const char *)sqlite3_column_text(db->fn_all, 1), arg);
-    sqlite3_reset(db->fn_all);
-    return rc == SQLITE_DONE ? 0 : -EIO;
+    return record_foreach(db->fn_all, cb, arg);
+}
+
+/*=== HTTP APIs ===*/
+
+int db_http_api_put(struct db *db, const char *id, const char *record)
+{
+    return record_put(db, db->api_put, id, record);
+}
+
+int db_http_api_delete(struct db *db, const char *id)
+{
+    return record_delete(db, db->api_delete, id);
+}
+
+int db_http_api_foreach(struct db *db, db_record_cb cb, void *arg)
+{
+    return record_foreach(db->api_all, cb, arg);
 }
 
 /*=== Asynchronous invocations ===*/

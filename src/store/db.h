@@ -26,6 +26,12 @@ int db_function_delete(struct db *db, const char *name);
 typedef void (*db_record_cb)(const char *key, const char *record, void *arg);
 int db_function_foreach(struct db *db, db_record_cb cb, void *arg);
 
+/* API Gateway HTTP APIs: api id -> JSON record (the API with its routes,
+ * integrations and stages). */
+int db_http_api_put(struct db *db, const char *id, const char *record);
+int db_http_api_delete(struct db *db, const char *id);
+int db_http_api_foreach(struct db *db, db_record_cb cb, void *arg);
+
 /* Asynchronous invocations (Lambda's event queue): one row per accepted event
  * from before its 202 is sent until its final outcome. Each call is its own
  * transaction (committed when it returns), except db_async_delete, which

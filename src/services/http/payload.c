@@ -1,6 +1,6 @@
 /*
- * payload: the payload format 2.0 event builder and response mapper (see
- * payload.h). Reads the request through edge/http's raw views (headers in
+ * payload: the payload format 2.0 and 1.0 event builders and response
+ * mappers (see payload.h). Reads the request through edge/http's raw views (headers in
  * the order sent, query pairs still percent-encoded) so rawQueryString and
  * repeated headers and keys come out as the client sent them. Owns nothing
  * beyond the documents and responses it builds.
@@ -123,13 +123,64 @@ static void clf_time(int64_t ms, char out[40])
              tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
-json_t *http_payload_v2_event(struct http_req *req, const struct http_payload_ctx *ctx)
+/* What both event formats read from a request. */
+struct req_view {
+    json_t *headers;     /* lower-cased name -> comma-joined values (2.0) */
+    json_t *last_header; /* lower-cased name -> last value (1.0) */
+    json_t *mv_headers;  /* lower-cased name -> [values] (1.0) */
+    json_t *cookies;     /* [cookie] (2.0) */
+    json_t *query;       /* decoded name -> comma-joined values (2.0) */
+    json_t *last_query;  /* decoded name -> last value (1.0) */
+    json_t *mv_query;    /* decoded name -> [values] (1.0) */
+    struct buf raw_query;
+    const char *user_agent;
+    char ip[INET6_ADDRSTRLEN];
+};
+
+static void mv_append(json_t *obj, const char *key, const char *value)
+{
+    json_t *list = json_object_get(obj, key);
+    if (!list) {
+        list = json_array();
+        json_object_set_new(obj, key, list);
+    }
+    json_array_append_new(list, json_string(value));
+}
+
+/* Adds a header (its lower-cased name) to every header view. */
+static void view_header(struct req_view *v, const char *name, const char *value)
+{
+    join_member(v->headers, name, value);
+    json_object_set_new(v->last_header, name, json_string(value));
+    mv_append(v->mv_headers, name, value);
+}
+
+static void view_release(struct req_view *v)
+{
+    json_decref(v->headers);
+    json_decref(v->last_header);
+    json_decref(v->mv_headers);
+    json_decref(v->cookies);
+    json_decref(v->query);
+    json_decref(v->last_query);
+    json_decref(v->mv_query);
+    buf_release(&v->raw_query);
+}
+
+static void view_collect(struct http_req *req, const struct http_payload_ctx *ctx,
+                         struct req_view *v)
 {
     struct sigv4_request view;
     http_req_sigv4(req, &view);
-    json_t *headers = json_object(), *cookies = json_array(), *query = json_object();
-    struct buf raw_query = BUF_INIT;
-    const char *content_type = NULL, *user_agent = "";
+    memset(v, 0, sizeof(*v));
+    v->headers = json_object();
+    v->last_header = json_object();
+    v->mv_headers = json_object();
+    v->cookies = json_array();
+    v->query = json_object();
+    v->last_query = json_object();
+    v->mv_query = json_object();
+    v->user_agent = "";
     for (size_t i = 0; i < view.nheaders; i++) {
         char name[256];
         snprintf(name, sizeof(name), "%s", view.headers[i].name);
@@ -137,84 +188,75 @@ json_t *http_payload_v2_event(struct http_req *req, const struct http_payload_ct
             *p = (char)tolower((unsigned char)*p);
         const char *value = view.headers[i].value ? view.headers[i].value : "";
         if (strcmp(name, "cookie") == 0) {
-            add_cookies(cookies, value);
+            add_cookies(v->cookies, value);
+            json_object_set_new(v->last_header, name, json_string(value));
+            mv_append(v->mv_headers, name, value);
             continue;
         }
-        if (strcmp(name, "content-type") == 0 && !content_type)
-            content_type = value;
         if (strcmp(name, "user-agent") == 0)
-            user_agent = value;
-        join_member(headers, name, value);
+            v->user_agent = value;
+        view_header(v, name, value);
     }
-    char ip[INET6_ADDRSTRLEN];
     int port;
-    source_ip(req, ip, &port);
-    if (!json_object_get(headers, "x-forwarded-for"))
-        json_object_set_new(headers, "x-forwarded-for", json_string(ip));
-    else
-        join_member(headers, "x-forwarded-for", ip);
-    json_object_set_new(headers, "x-forwarded-proto", json_string("http"));
+    source_ip(req, v->ip, &port);
+    if (!json_object_get(v->headers, "x-forwarded-for")) {
+        view_header(v, "x-forwarded-for", v->ip);
+    } else {
+        /* one value: "client,proxy,...,us" (as 2.0 has always joined it) */
+        struct buf b = BUF_INIT;
+        buf_printf(&b, "%s,%s", json_string_value(json_object_get(v->headers, "x-forwarded-for")),
+                   v->ip);
+        json_object_set_new(v->headers, "x-forwarded-for", json_string(b.data));
+        json_object_set_new(v->last_header, "x-forwarded-for", json_string(b.data));
+        json_object_set_new(v->mv_headers, "x-forwarded-for", json_pack("[s]", b.data));
+        buf_release(&b);
+    }
+    json_object_del(v->headers, "x-forwarded-proto");
+    json_object_del(v->last_header, "x-forwarded-proto");
+    json_object_del(v->mv_headers, "x-forwarded-proto");
+    view_header(v, "x-forwarded-proto", "http");
     char text[64];
     snprintf(text, sizeof(text), "%d", port);
-    json_object_set_new(headers, "x-forwarded-port", json_string(text));
-    if (!json_object_get(headers, "x-amzn-trace-id")) {
+    json_object_del(v->headers, "x-forwarded-port");
+    json_object_del(v->last_header, "x-forwarded-port");
+    json_object_del(v->mv_headers, "x-forwarded-port");
+    view_header(v, "x-forwarded-port", text);
+    if (!json_object_get(v->headers, "x-amzn-trace-id")) {
         unsigned char rnd[12];
         char hex[25], trace[64];
         random_bytes(rnd, sizeof(rnd));
         hex_encode(rnd, sizeof(rnd), hex);
         snprintf(trace, sizeof(trace), "Root=1-%08llx-%s", (long long)(ctx->now_ms / 1000), hex);
-        json_object_set_new(headers, "x-amzn-trace-id", json_string(trace));
+        view_header(v, "x-amzn-trace-id", trace);
     }
 
     for (size_t i = 0; i < view.nquery; i++) {
         if (i)
-            buf_putc(&raw_query, '&');
-        buf_puts(&raw_query, view.query[i].name);
+            buf_putc(&v->raw_query, '&');
+        buf_puts(&v->raw_query, view.query[i].name);
         if (view.query[i].value) {
-            buf_putc(&raw_query, '=');
-            buf_puts(&raw_query, view.query[i].value);
+            buf_putc(&v->raw_query, '=');
+            buf_puts(&v->raw_query, view.query[i].value);
         }
-        char *k = query_decode(view.query[i].name), *v = query_decode(view.query[i].value);
-        if (k && v)
-            join_member(query, k, v);
+        char *k = query_decode(view.query[i].name), *val = query_decode(view.query[i].value);
+        if (k && val) {
+            join_member(v->query, k, val);
+            json_object_set_new(v->last_query, k, json_string(val));
+            mv_append(v->mv_query, k, val);
+        }
         free(k);
-        free(v);
+        free(val);
     }
+}
 
-    char when[40];
-    clf_time(ctx->now_ms, when);
-    json_t *rc = json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s, s:s}, s:s, s:s, s:s, "
-                           "s:s, s:I}",
-                           "accountId", ctx->account_id, "apiId", ctx->api_id, "domainName",
-                           ctx->domain_name, "domainPrefix", ctx->domain_prefix, "http", "method",
-                           http_req_method(req), "path", ctx->raw_path, "protocol", "HTTP/1.1",
-                           "sourceIp", ip, "userAgent", user_agent, "requestId", ctx->request_id,
-                           "routeKey", ctx->route_key, "stage", ctx->stage, "time", when,
-                           "timeEpoch", (json_int_t)ctx->now_ms);
-    if (rc && ctx->authorizer)
-        json_object_set(rc, "authorizer", ctx->authorizer);
-
-    json_t *ev =
-        json_pack("{s:s, s:s, s:s, s:s, s:o, s:o}", "version", "2.0", "routeKey", ctx->route_key,
-                  "rawPath", ctx->raw_path, "rawQueryString", raw_query.data ? raw_query.data : "",
-                  "headers", headers, "requestContext", rc);
-    buf_release(&raw_query);
-    if (!ev) {
-        json_decref(cookies);
-        json_decref(query);
-        return NULL;
-    }
-    if (json_array_size(cookies))
-        json_object_set(ev, "cookies", cookies);
-    if (json_object_size(query))
-        json_object_set(ev, "queryStringParameters", query);
-    json_decref(cookies);
-    json_decref(query);
-
+/* Sets ev's body and isBase64Encoded (no body: none in 2.0 (null_body 0), null in 1.0). */
+static void set_body(struct http_req *req, json_t *ev, int null_body)
+{
     size_t len;
     const char *body = http_req_body(req, &len);
     int b64 = 0;
     if (len > 0) {
+        const char *content_type = http_req_header(req, "Content-Type");
         json_t *s = text_content_type(content_type) ? json_stringn(body, len) : NULL;
         if (!s) { /* binary, or not UTF-8 */
             struct buf enc = BUF_INIT;
@@ -224,8 +266,86 @@ json_t *http_payload_v2_event(struct http_req *req, const struct http_payload_ct
             b64 = 1;
         }
         json_object_set_new(ev, "body", s);
+    } else if (null_body) {
+        json_object_set_new(ev, "body", json_null());
     }
     json_object_set_new(ev, "isBase64Encoded", json_boolean(b64));
+}
+
+/* obj, or null when it is NULL or empty (a new reference). */
+static json_t *or_null(json_t *obj)
+{
+    return obj && json_object_size(obj) ? json_incref(obj) : json_null();
+}
+
+json_t *http_payload_v2_event(struct http_req *req, const struct http_payload_ctx *ctx)
+{
+    struct req_view v;
+    view_collect(req, ctx, &v);
+    char when[40];
+    clf_time(ctx->now_ms, when);
+    json_t *rc = json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s, s:s}, s:s, s:s, s:s, "
+                           "s:s, s:I}",
+                           "accountId", ctx->account_id, "apiId", ctx->api_id, "domainName",
+                           ctx->domain_name, "domainPrefix", ctx->domain_prefix, "http", "method",
+                           http_req_method(req), "path", ctx->raw_path, "protocol", "HTTP/1.1",
+                           "sourceIp", v.ip, "userAgent", v.user_agent, "requestId",
+                           ctx->request_id, "routeKey", ctx->route_key, "stage", ctx->stage, "time",
+                           when, "timeEpoch", (json_int_t)ctx->now_ms);
+    if (rc && ctx->authorizer)
+        json_object_set(rc, "authorizer", ctx->authorizer);
+
+    json_t *ev = json_pack("{s:s, s:s, s:s, s:s, s:O, s:o}", "version", "2.0", "routeKey",
+                           ctx->route_key, "rawPath", ctx->raw_path, "rawQueryString",
+                           v.raw_query.data ? v.raw_query.data : "", "headers", v.headers,
+                           "requestContext", rc);
+    if (ev) {
+        if (json_array_size(v.cookies))
+            json_object_set(ev, "cookies", v.cookies);
+        if (json_object_size(v.query))
+            json_object_set(ev, "queryStringParameters", v.query);
+        if (json_object_size(ctx->path_parameters))
+            json_object_set(ev, "pathParameters", ctx->path_parameters);
+        if (json_object_size(ctx->stage_variables))
+            json_object_set(ev, "stageVariables", ctx->stage_variables);
+        set_body(req, ev, 0);
+    }
+    view_release(&v);
+    return ev;
+}
+
+json_t *http_payload_v1_event(struct http_req *req, const struct http_payload_ctx *ctx)
+{
+    struct req_view v;
+    view_collect(req, ctx, &v);
+    char when[40];
+    clf_time(ctx->now_ms, when);
+    const char *path = ctx->path ? ctx->path : ctx->raw_path;
+    const char *resource = ctx->resource ? ctx->resource : ctx->route_key;
+    json_t *identity =
+        json_pack("{s:n, s:n, s:n, s:n, s:n, s:n, s:n, s:n, s:s, s:n, s:s, s:n}", "accessKey",
+                  "accountId", "caller", "cognitoAuthenticationProvider",
+                  "cognitoAuthenticationType", "cognitoIdentityId", "cognitoIdentityPoolId",
+                  "principalOrgId", "sourceIp", v.ip, "user", "userAgent", v.user_agent, "userArn");
+    json_t *rc = json_pack(
+        "{s:s, s:s, s:O, s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:s, s:I, "
+        "s:n, s:s, s:s}",
+        "accountId", ctx->account_id, "apiId", ctx->api_id, "authorizer",
+        ctx->authorizer ? ctx->authorizer : json_null(), "domainName", ctx->domain_name,
+        "domainPrefix", ctx->domain_prefix, "extendedRequestId", ctx->request_id, "httpMethod",
+        http_req_method(req), "identity", identity, "path", path, "protocol", "HTTP/1.1",
+        "requestId", ctx->request_id, "requestTime", when, "requestTimeEpoch",
+        (json_int_t)ctx->now_ms, "resourceId", "resourcePath", resource, "stage", ctx->stage);
+    json_t *ev =
+        json_pack("{s:s, s:s, s:s, s:s, s:O, s:O, s:o, s:o, s:o, s:o, s:o}", "version", "1.0",
+                  "resource", resource, "path", path, "httpMethod", http_req_method(req), "headers",
+                  v.last_header, "multiValueHeaders", v.mv_headers, "queryStringParameters",
+                  or_null(v.last_query), "multiValueQueryStringParameters", or_null(v.mv_query),
+                  "requestContext", rc, "pathParameters", or_null(ctx->path_parameters),
+                  "stageVariables", or_null(ctx->stage_variables));
+    if (ev)
+        set_body(req, ev, 1);
+    view_release(&v);
     return ev;
 }
 
@@ -319,6 +439,83 @@ static int valid_header(const char *name, const char *value)
     return !strpbrk(value, "\r\n");
 }
 
+/* Sets the header name: value from a JSON scalar; 0 (NULL and non-scalars
+ * are skipped), or -1 when it would be malformed. add: append, else replace. */
+static int header_from_json(struct http_payload_response *out, const char *name, json_t *v, int add)
+{
+    char *text = scalar_text(v);
+    if (!text)
+        return 0;
+    int ok = strlen(text) == (json_is_string(v) ? json_string_length(v) : strlen(text)) &&
+             valid_header(name, text);
+    if (ok && add)
+        http_payload_response_add(out, name, text);
+    else if (ok)
+        http_payload_response_set(out, name, text);
+    free(text);
+    return ok ? 0 : -1;
+}
+
+/* body and isBase64Encoded of doc into out->body; -1 on bad base64. */
+static int body_from_json(json_t *doc, struct http_payload_response *out)
+{
+    json_t *body = json_object_get(doc, "body");
+    if (json_is_string(body)) {
+        if (json_is_true(json_object_get(doc, "isBase64Encoded")))
+            return base64_decode(&out->body, json_string_value(body), json_string_length(body)) < 0
+                       ? -1
+                       : 0;
+        buf_append(&out->body, json_string_value(body), json_string_length(body));
+    } else if (body && !json_is_null(body)) {
+        char *text = json_dumps(body, JSON_ENCODE_ANY | JSON_COMPACT);
+        if (text)
+            buf_puts(&out->body, text);
+        free(text);
+    }
+    return 0;
+}
+
+int http_payload_v1_response(const char *result, size_t len, struct http_payload_response *out)
+{
+    json_t *doc = json_loadb(result, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    int rc = -1;
+    json_t *status = json_object_get(doc, "statusCode");
+    json_int_t code = json_integer_value(status);
+    if (!json_is_object(doc) || !json_is_integer(status) || code < 100 || code > 599)
+        goto out;
+    out->status = (unsigned)code;
+    json_t *mv = json_object_get(doc, "multiValueHeaders");
+    const char *key;
+    json_t *v;
+    json_object_foreach(json_object_get(doc, "headers"), key, v)
+    {
+        if (json_object_get(mv, key)) /* multiValueHeaders' values win */
+            continue;
+        if (header_from_json(out, key, v, 0) < 0)
+            goto out;
+    }
+    json_object_foreach(mv, key, v)
+    {
+        size_t i;
+        json_t *item;
+        if (!json_is_array(v))
+            continue;
+        json_array_foreach(v, i, item)
+        {
+            if (header_from_json(out, key, item, 1) < 0)
+                goto out;
+        }
+    }
+    if (!http_payload_response_get(out, "Content-Type"))
+        http_payload_response_add(out, "Content-Type", "application/json");
+    if (body_from_json(doc, out) < 0)
+        goto out;
+    rc = 0;
+out:
+    json_decref(doc);
+    return rc;
+}
+
 int http_payload_v2_response(const char *result, size_t len, struct http_payload_response *out)
 {
     json_t *doc = json_loadb(result, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
@@ -345,14 +542,7 @@ int http_payload_v2_response(const char *result, size_t len, struct http_payload
     json_t *v;
     json_object_foreach(json_object_get(doc, "headers"), key, v)
     {
-        char *text = scalar_text(v);
-        int ok =
-            !text || (strlen(text) == (json_is_string(v) ? json_string_length(v) : strlen(text)) &&
-                      valid_header(key, text));
-        if (text && ok)
-            http_payload_response_set(out, key, text);
-        free(text);
-        if (!ok) /* a malformed response: the caller answers 502 */
+        if (header_from_json(out, key, v, 0) < 0) /* malformed: the caller answers 502 */
             goto out;
     }
     size_t i;
@@ -367,24 +557,27 @@ int http_payload_v2_response(const char *result, size_t len, struct http_payload
     }
     if (!http_payload_response_get(out, "Content-Type"))
         http_payload_response_add(out, "Content-Type", "application/json");
-    json_t *body = json_object_get(doc, "body");
-    if (json_is_string(body)) {
-        if (json_is_true(json_object_get(doc, "isBase64Encoded"))) {
-            if (base64_decode(&out->body, json_string_value(body), json_string_length(body)) < 0)
-                goto out;
-        } else {
-            buf_append(&out->body, json_string_value(body), json_string_length(body));
-        }
-    } else if (body && !json_is_null(body)) {
-        char *text = json_dumps(body, JSON_ENCODE_ANY | JSON_COMPACT);
-        if (text)
-            buf_puts(&out->body, text);
-        free(text);
-    }
+    if (body_from_json(doc, out) < 0)
+        goto out;
     rc = 0;
 out:
     json_decref(doc);
     return rc;
+}
+
+int http_payload_host_id(const char *host, const char *suffix, char *id, size_t max)
+{
+    if (!host)
+        return -1;
+    size_t n = strcspn(host, ".");
+    if (n == 0 || n > max || !str_has_prefix(host + n, suffix))
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)host[i]))
+            return -1;
+    memcpy(id, host, n);
+    id[n] = '\0';
+    return 0;
 }
 
 void http_payload_reply(struct http_req *req, struct http_payload_response *r)

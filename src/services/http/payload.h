@@ -1,8 +1,8 @@
 /*
  * payload: HTTP requests as the events AWS's HTTP front doors hand to a
  * function, and the function's answer back as an HTTP response. Today
- * payload format 2.0 (Function URLs; API Gateway HTTP APIs will reuse it
- * and add 1.0). Pure mapping: knows nothing of functions, the pool or
+ * payload formats 2.0 (Function URLs, API Gateway HTTP APIs) and 1.0 (API
+ * Gateway HTTP APIs). Pure mapping: knows nothing of functions, the pool or
  * authentication; the caller says what the requestContext shows.
  */
 #ifndef IGNIS_SERVICES_HTTP_PAYLOAD_H
@@ -28,6 +28,12 @@ struct http_payload_ctx {
     const char *request_id;
     json_t *authorizer; /* borrowed; NULL: no "authorizer" member */
     int64_t now_ms;
+    /* API Gateway only (NULL for Function URLs): */
+    json_t *path_parameters; /* borrowed object; NULL or empty: left out (2.0), null (1.0) */
+    json_t *stage_variables; /* likewise */
+    const char *resource;    /* 1.0: the route's path ("/items/{id}"), or the route key */
+    const char *path;        /* 1.0: the request's path as sent (stage prefix included);
+                                NULL: raw_path */
 };
 
 /*
@@ -42,6 +48,18 @@ struct http_payload_ctx {
  * Members without content (cookies, queryStringParameters, body) are left out.
  */
 json_t *http_payload_v2_event(struct http_req *req, const struct http_payload_ctx *ctx);
+
+/*
+ * The payload format 1.0 event (API Gateway HTTP APIs; a new reference, NULL
+ * when out of memory): version "1.0", resource, path, httpMethod, headers
+ * (names lower-cased, the last value of a repeated one) and
+ * multiValueHeaders (every value), queryStringParameters (decoded, the last
+ * value) and multiValueQueryStringParameters, pathParameters,
+ * stageVariables (null when none, as the other empty members),
+ * requestContext (identity.sourceIp, requestTime, requestTimeEpoch, ...),
+ * body and isBase64Encoded (same body rules as 2.0).
+ */
+json_t *http_payload_v1_event(struct http_req *req, const struct http_payload_ctx *ctx);
 
 /* An HTTP response being built: headers keep their order and may repeat
  * (Set-Cookie). */
@@ -71,6 +89,21 @@ const char *http_payload_response_get(const struct http_payload_response *r, con
  * not a valid response (the caller answers 502).
  */
 int http_payload_v2_response(const char *result, size_t len, struct http_payload_response *out);
+
+/*
+ * Maps a function's result with the payload format 1.0 rules: it must be an
+ * object with an integer statusCode (no inference); headers and
+ * multiValueHeaders (every value sent; a name in both takes
+ * multiValueHeaders' values), body (base64-decoded with isBase64Encoded).
+ * Content-Type defaults to application/json. Returns 0, or -1 when the
+ * result is not a valid response (API Gateway answers 500).
+ */
+int http_payload_v1_response(const char *result, size_t len, struct http_payload_response *out);
+
+/* The id a front door's Host starts with: "<id><suffix>..." (suffix e.g.
+ * ".lambda-url.") with id 1..max alphanumerics, copied into id (max + 1
+ * bytes). 0, or -1 when host is not of that form. */
+int http_payload_host_id(const char *host, const char *suffix, char *id, size_t max);
 
 /* Answers req with r (its headers, status and body; r's body is taken). */
 void http_payload_reply(struct http_req *req, struct http_payload_response *r);

@@ -20,6 +20,19 @@ struct lambda;
 struct lambda *lambda_new(struct loop *loop, const struct config *cfg, struct db *db,
                           struct pool *pool, struct workq *wq);
 int lambda_register(struct lambda *lambda, struct edge *edge);
+/*
+ * Synchronous invocations for other services' HTTP front doors (API
+ * Gateway): invokes ref (a function name, ARN or partial ARN, maybe
+ * qualified with a version or alias) with payload (copied), as Invoke
+ * would (alias routing, concurrency accounting), under request_id (a
+ * UUID; NULL: a fresh one; runtimes put it in URLs). done
+ * gets ok = 0 for a function error or timeout, and the result (borrowed for
+ * the call). Returns 0 (done will be called once, later), -ENOENT (no such
+ * function, version or alias), -EBUSY (throttled) or -ENOMEM.
+ */
+typedef void (*lambda_sync_done)(int ok, const char *result, size_t len, void *arg);
+int lambda_invoke_sync(struct lambda *l, const char *ref, const char *request_id,
+                       const char *payload, size_t len, lambda_sync_done done, void *arg);
 /* Retires every function's instances; call before pool_free. */
 void lambda_free(struct lambda *lambda);
 

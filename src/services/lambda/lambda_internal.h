@@ -279,6 +279,13 @@ void urls_op(struct lambda *l, struct http_req *req, const char *method, const c
  * qualifier, or NULL. */
 json_t *url_config_find(struct lambda *l, const char *id, struct function **fn,
                         const char **qualifier);
+/* Starts a synchronous invocation of t (alias routing, concurrency ticket,
+ * the invoked ARN as on Invoke) with payload (copied) under request_id
+ * (NULL: a fresh one);
+ * done is called once, later. 0, -EBUSY when throttled (nothing started)
+ * or -ENOMEM. (url_invoke.c) */
+int lambda_start_sync(struct lambda *l, const struct fn_target *t, const char *request_id,
+                      const char *payload, size_t len, lambda_sync_done done, void *arg);
 /* Edge: whether a request's Host is a Function URL's (<id>.lambda-url.<...>). */
 int lambda_url_match(struct http_req *req, void *arg);
 /* Edge: serves a Function URL request (Host form or path form). */

@@ -12,6 +12,7 @@
  * (urls.c).
  */
 #include <ctype.h>
+#include <errno.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +29,8 @@
 
 /* One URL invocation in flight: what its answer needs once the pool is done. */
 struct url_call {
-    struct lambda_call *call;
+    struct http_req *req;
+    char request_id[37];
     json_t *cors; /* the config's Cors (a reference), or NULL */
     char *origin; /* the request's Origin, or NULL */
 };
@@ -36,17 +38,7 @@ struct url_call {
 /* The url-id of a "<id>.lambda-url.<...>" host (copied into id), or -1. */
 static int host_url_id(const char *host, char id[64])
 {
-    if (!host)
-        return -1;
-    size_t n = strcspn(host, ".");
-    if (n == 0 || n >= 64 || !str_has_prefix(host + n, ".lambda-url."))
-        return -1;
-    for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)host[i]))
-            return -1;
-    memcpy(id, host, n);
-    id[n] = '\0';
-    return 0;
+    return http_payload_host_id(host, ".lambda-url.", id, 63);
 }
 
 int lambda_url_match(struct http_req *req, void *arg)
@@ -187,16 +179,79 @@ static json_t *iam_authorizer(struct lambda *l, struct http_req *req)
 
 /*=== Invocation ===*/
 
-static void url_done(struct invocation *inv, void *arg)
+/* A synchronous invocation for an HTTP front door, in flight. */
+struct sync_call {
+    struct lambda_call *call;
+    lambda_sync_done done;
+    void *arg;
+};
+
+static void sync_call_done(struct invocation *inv, void *arg)
+{
+    struct sync_call *sc = arg;
+    lambda_call_end(sc->call);
+    sc->done(inv->outcome == INVOCATION_OK, inv->result.data ? inv->result.data : "",
+             inv->result.len, sc->arg);
+    free(sc);
+    invocation_free(inv);
+}
+
+int lambda_start_sync(struct lambda *l, const struct fn_target *t, const char *request_id,
+                      const char *payload, size_t len, lambda_sync_done done, void *arg)
+{
+    struct function *fn = t->fn;
+    if (concurrency_check(l, fn) != THROTTLE_NONE)
+        return -EBUSY;
+    /* through an alias: its version, or the additional one by its weight */
+    const char *version = t->alias ? alias_route(fn, t->alias, t->version) : t->version;
+    struct pool_fn *run = function_runner(l, fn, version);
+    struct invocation *inv = run ? invocation_new() : NULL;
+    struct sync_call *sc = inv ? calloc(1, sizeof(*sc)) : NULL;
+    struct lambda_call *call = sc ? lambda_call_begin(l, fn) : NULL;
+    if (!call || buf_append(&inv->payload, payload, len) < 0) {
+        if (call)
+            lambda_call_end(call);
+        free(sc);
+        if (inv)
+            invocation_free(inv);
+        return -ENOMEM;
+    }
+    if (request_id)
+        snprintf(inv->request_id, sizeof(inv->request_id), "%s", request_id);
+    if (t->qualifier[0]) {
+        char arn[256];
+        function_arn(l, fn->name, arn, sizeof(arn));
+        if (asprintf(&inv->invoked_arn, "%s:%s", arn, t->qualifier) < 0)
+            inv->invoked_arn = NULL;
+    }
+    sc->call = call;
+    sc->done = done;
+    sc->arg = arg;
+    inv->done = sync_call_done;
+    inv->done_arg = sc;
+    pool_invoke(run, inv);
+    return 0;
+}
+
+int lambda_invoke_sync(struct lambda *l, const char *ref, const char *request_id,
+                       const char *payload, size_t len, lambda_sync_done done, void *arg)
+{
+    char name[65], qualifier[130];
+    struct param_error err;
+    struct fn_target t;
+    struct function *fn;
+    if (parse_function_ref(ref, name, qualifier, &err) < 0 || !(fn = lambda_find(l, name)) ||
+        lambda_resolve(fn, strcmp(qualifier, "$LATEST") == 0 ? "" : qualifier, &t) < 0)
+        return -ENOENT;
+    return lambda_start_sync(l, &t, request_id, payload, len, done, arg);
+}
+
+static void url_done(int ok, const char *result, size_t len, void *arg)
 {
     struct url_call *uc = arg;
-    struct http_req *req = uc->call->req;
-    lambda_call_end(uc->call);
     struct http_payload_response r;
     http_payload_response_init(&r);
-    if (inv->outcome == INVOCATION_FUNCTION_ERROR ||
-        http_payload_v2_response(inv->result.data ? inv->result.data : "", inv->result.len, &r) <
-            0) {
+    if (!ok || http_payload_v2_response(result, len, &r) < 0) {
         /* an error, a timeout or an answer that is no response */
         http_payload_response_release(&r);
         http_payload_response_init(&r);
@@ -204,14 +259,13 @@ static void url_done(struct invocation *inv, void *arg)
         http_payload_response_add(&r, "Content-Type", "application/json");
         buf_puts(&r.body, "Internal Server Error");
     }
-    http_payload_response_add(&r, "x-amzn-RequestId", inv->request_id);
+    http_payload_response_add(&r, "x-amzn-RequestId", uc->request_id);
     cors_response_headers(&r, uc->cors, uc->origin);
-    http_payload_reply(req, &r);
+    http_payload_reply(uc->req, &r);
     http_payload_response_release(&r);
     json_decref(uc->cors);
     free(uc->origin);
     free(uc);
-    invocation_free(inv);
 }
 
 void lambda_url_serve(struct http_req *req, const struct edge_auth *auth, void *arg)
@@ -265,14 +319,8 @@ void lambda_url_serve(struct http_req *req, const struct edge_auth *auth, void *
         cors_preflight(req, cors, origin);
         return;
     }
-    enum throttle why = concurrency_check(l, fn);
-    if (why != THROTTLE_NONE) {
-        json_decref(authorizer);
-        http_payload_error(req, 429, "TooManyRequestsException", "Rate Exceeded.");
-        return;
-    }
-
-    struct invocation *inv = invocation_new();
+    char request_id[37];
+    uuid_v4(request_id);
     struct http_payload_ctx ctx = {
         .raw_path = raw_path,
         .route_key = "$default",
@@ -281,7 +329,7 @@ void lambda_url_serve(struct http_req *req, const struct edge_auth *auth, void *
         .api_id = id,
         .domain_name = domain,
         .domain_prefix = id,
-        .request_id = inv->request_id,
+        .request_id = request_id,
         .authorizer = authorizer,
         .now_ms = now_ms(),
     };
@@ -289,32 +337,24 @@ void lambda_url_serve(struct http_req *req, const struct edge_auth *auth, void *
     json_decref(authorizer);
     char *text = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
     json_decref(ev);
-    /* through an alias: its version, or the additional one by its weight */
-    const char *version = t.alias ? alias_route(fn, t.alias, t.version) : t.version;
-    struct pool_fn *run = text ? function_runner(l, fn, version) : NULL;
-    struct lambda_call *call = run ? lambda_call_begin(l, fn) : NULL;
-    struct url_call *uc = call ? calloc(1, sizeof(*uc)) : NULL;
-    if (!uc) {
-        if (call)
-            lambda_call_end(call);
-        free(text);
-        invocation_free(inv);
-        http_payload_error(req, 500, "ServiceException", "Ignis could not start the invocation");
-        return;
+    struct url_call *uc = text ? calloc(1, sizeof(*uc)) : NULL;
+    int rc = -ENOMEM;
+    if (uc) {
+        /* filled first: the pool may answer before lambda_start_sync returns */
+        uc->req = req;
+        snprintf(uc->request_id, sizeof(uc->request_id), "%s", request_id);
+        uc->cors = json_incref(cors);
+        uc->origin = origin ? strdup(origin) : NULL;
+        rc = lambda_start_sync(l, &t, request_id, text, strlen(text), url_done, uc);
+        if (rc < 0) {
+            json_decref(uc->cors);
+            free(uc->origin);
+            free(uc);
+        }
     }
-    buf_puts(&inv->payload, text);
     free(text);
-    if (t.qualifier[0]) {
-        char arn[256];
-        function_arn(l, fn->name, arn, sizeof(arn));
-        if (asprintf(&inv->invoked_arn, "%s:%s", arn, t.qualifier) < 0)
-            inv->invoked_arn = NULL;
-    }
-    call->req = req;
-    uc->call = call;
-    uc->cors = json_incref(cors);
-    uc->origin = origin ? strdup(origin) : NULL;
-    inv->done = url_done;
-    inv->done_arg = uc;
-    pool_invoke(run, inv);
+    if (rc == -EBUSY)
+        http_payload_error(req, 429, "TooManyRequestsException", "Rate Exceeded.");
+    else if (rc < 0)
+        http_payload_error(req, 500, "ServiceException", "Ignis could not start the invocation");
 }
