@@ -215,6 +215,15 @@ class Lambda:
     def delete(self, name):
         self.call("DELETE", "/2015-03-31/functions/%s" % name)
 
+    def url_path(self, name):
+        """Gives name a Function URL (AuthType NONE); returns its path form."""
+        st, _, out = self.call("POST", "/2021-10-31/functions/%s/url" % name,
+                               b'{"AuthType":"NONE"}', {"Content-Type": "application/json"})
+        if st != 201:
+            raise RuntimeError("CreateFunctionUrlConfig %s: HTTP %d %s" % (name, st, out[:300]))
+        url_id = json.loads(out)["FunctionUrl"].split("//")[1].split(".")[0]
+        return "/_ignis/url/%s/bench" % url_id
+
 
 # --------------------------------------------------------------------------
 # wrk
@@ -374,14 +383,18 @@ QUIET_PCT = 25.0  # a round is quiet when other processes used at most this much
 class Figure:
     """One warm figure: a pre-signed request, a client count, its rounds."""
 
-    def __init__(self, label, key, fn, clients, warmup, extra=None):
+    def __init__(self, label, key, fn, clients, warmup, extra=None, url_path=None):
         self.label, self.key, self.fn, self.clients = label, key, fn, clients
-        self.warmup, self.extra = warmup, extra
+        self.warmup, self.extra, self.url_path = warmup, extra, url_path
         self.rounds = []
 
     def prepare(self, lam, workdir):
-        self.path = "/2015-03-31/functions/%s/invocations" % self.fn
-        headers = lam.sign("POST", self.path, EVENT, self.extra)  # valid 15 minutes
+        if self.url_path:  # a Function URL (AuthType NONE): plain HTTP, nothing signed
+            self.path = self.url_path
+            headers = {"Host": lam.host, "Content-Type": "application/json"}
+        else:
+            self.path = "/2015-03-31/functions/%s/invocations" % self.fn
+            headers = lam.sign("POST", self.path, EVENT, self.extra)  # valid 15 minutes
         self.script = os.path.join(workdir, "%s-%d.lua" % (re.sub(r"\W+", "_", self.label),
                                                           self.clients))
         write_lua(self.script, "POST", self.path, EVENT, headers)
@@ -585,6 +598,8 @@ def verdict(value, target, higher_is_better=False):
 
 
 def target_of(fig):
+    if fig.get("url"):  # the targets are for Invoke; Function URL figures are for comparison
+        return "", ""
     key, c = fig["key"], fig["clients"]
     if (key, c, "p50") in TARGETS:
         t = TARGETS[(key, c, "p50")]
@@ -630,7 +645,10 @@ def render(res, quick):
              "(other processes using ≤ %d%% of one CPU). *Daemon/function CPU*: on-CPU time "
              "of the daemon and of the function's processes per invoke. *Other load*: CPU "
              "used meanwhile by processes outside the benchmark (%% of one CPU; a lower "
-             "bound)." % (len(EVENT), p["warmup"], p["rounds"], p["duration"], QUIET_PCT))
+             "bound). *via URL*: the same body POSTed, unsigned, to the function's Function "
+             "URL (`AuthType` NONE, path form): the payload 2.0 event in, the echoed event "
+             "back as an inferred 200." % (len(EVENT), p["warmup"], p["rounds"], p["duration"],
+                                           QUIET_PCT))
     L.append("")
     L.append("| function | clients | p50 | p99 | invokes/s | daemon CPU/invoke "
              "| function CPU/invoke | other load | target | |")
@@ -866,6 +884,7 @@ def main():
                 raise RuntimeError("%s answered %r, not the event" % (fns[key], out[:200]))
 
         w16 = max(2, warmup + 1)  # 16 clients: the scale-out to 16 instances takes longer
+        urls = {k: lam.url_path(fns[k]) for k in ("provided", "python")}  # Function URLs
         figures = [
             Figure("edge only (DryRun)", "edge", fns["python"], 1, 0 if args.quick else 1,
                    {"X-Amz-Invocation-Type": "DryRun"}),
@@ -876,6 +895,14 @@ def main():
             Figure("python3.11", "python", fns["python"], 16, w16),
             Figure("provided.al2023", "provided", fns["provided"], 64, w16),
             Figure("python3.11", "python", fns["python"], 64, w16),
+            Figure("provided via URL", "provided", fns["provided"], 1, warmup,
+                   url_path=urls["provided"]),
+            Figure("python3.11 via URL", "python", fns["python"], 1, warmup,
+                   url_path=urls["python"]),
+            Figure("provided via URL", "provided", fns["provided"], 16, w16,
+                   url_path=urls["provided"]),
+            Figure("python3.11 via URL", "python", fns["python"], 16, w16,
+                   url_path=urls["python"]),
         ]
         url = "http://%s" % lam.host
         for f in figures:
@@ -893,7 +920,7 @@ def main():
                 f.run(wrk, url, duration, meter)
         for f in figures:
             s = f.summary()
-            s.update(label=f.label, key=f.key, clients=f.clients)
+            s.update(label=f.label, key=f.key, clients=f.clients, url=bool(f.url_path))
             res["warm"].append(s)
             if s["errors"] or s["odd_bytes"]:
                 say("bench: WARNING: %s @%d: %d errors%s" % (
