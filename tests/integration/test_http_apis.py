@@ -2,17 +2,20 @@
 boto3) and the APIs on the edge port called with raw HTTP (http.client) in
 the Host form (<api-id>.execute-api.<region>.localhost:<port>) and the path
 form (/_ignis/api/<api-id>/...): route selection, payload format 2.0 and 1.0
-events and responses, API Gateway's own errors, persistence.
+events and responses, API Gateway's own errors, CORS (preflights answered by
+the gateway, headers on answers), paging of the Get* lists, persistence.
 """
 import base64
 import http.client
 import json
 import re
 
+import boto3
 import pytest
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from conftest import REGION, ROLE, code, make_zip, unique
+from conftest import ACCESS_KEY, REGION, SECRET_KEY, ROLE, code, make_zip, unique
 
 ECHO = code('''
 import base64, json
@@ -25,6 +28,10 @@ def handler(event, context):
     if path.endswith("/binary"):
         return {"statusCode": 200, "headers": {"content-type": "application/octet-stream"},
                 "body": base64.b64encode(bytes(range(256))).decode(), "isBase64Encoded": True}
+    if path.endswith("/cors"):
+        return {"statusCode": 200, "body": "own cors",
+                "headers": {"Access-Control-Allow-Origin": "https://evil.example",
+                            "Access-Control-Allow-Methods": "PUT", "X-Kept": "yes"}}
     if path.endswith("/multi"):
         return {"statusCode": 202, "headers": {"X-One": "1", "X-Both": "h"},
                 "multiValueHeaders": {"Set-Cookie": ["a=1", "b=2"], "X-Both": ["m1", "m2"]},
@@ -291,3 +298,136 @@ def test_survives_restart(fresh_server):
     assert call(s.port, aid, path="/items/2")[0] == 404
     with pytest.raises(ClientError):
         s.client("apigatewayv2").get_api(ApiId=aid)
+
+
+APP = "https://app.example"
+CORS = {"AllowOrigins": [APP], "AllowMethods": ["GET", "POST"],
+        "AllowHeaders": ["content-type", "x-custom"], "ExposeHeaders": ["x-exposed", "date"],
+        "MaxAge": 300, "AllowCredentials": True}
+
+
+def preflight(port, api_id, path, origin, method="GET"):
+    return call(port, api_id, "OPTIONS", path=path,
+                headers={"Origin": origin, "Access-Control-Request-Method": method,
+                         "Access-Control-Request-Headers": "content-type"})
+
+
+def test_cors_preflight(server, gw, explicit, echo_arn):
+    p = server.port
+    # not configured: an OPTIONS goes to the routes (ANY /{proxy+} here)
+    assert event_of(preflight(p, explicit, "/items/1", APP))["requestContext"]["http"]["method"] \
+        == "OPTIONS"
+    gw.update_api(ApiId=explicit, CorsConfiguration=CORS)
+    assert gw.get_api(ApiId=explicit)["CorsConfiguration"] == CORS
+    st, h, body = preflight(p, explicit, "/items/1", APP)
+    assert st == 204 and body == b"", (st, h, body)
+    assert hdrs(h, "Access-Control-Allow-Origin") == [APP]
+    assert hdrs(h, "Access-Control-Allow-Methods") == ["GET,POST"]
+    assert hdrs(h, "Access-Control-Allow-Headers") == ["content-type,x-custom"]
+    assert hdrs(h, "Access-Control-Expose-Headers") == ["x-exposed,date"]
+    assert hdrs(h, "Access-Control-Allow-Credentials") == ["true"]
+    assert hdrs(h, "Access-Control-Max-Age") == ["300"]
+    assert hdrs(h, "apigw-requestid")
+    assert preflight(p, explicit, "/v1/x", APP, "POST")[0] == 204  # no POST route there
+    # a denied origin or method: 204 without any CORS header, still no invoke
+    for origin, method in [("https://other.example", "GET"), (APP, "DELETE")]:
+        st, h, body = preflight(p, explicit, "/items/1", origin, method)
+        assert st == 204 and body == b""
+        assert not [k for k, _ in h if k.lower().startswith("access-control-")], h
+    # an OPTIONS that is no preflight still reaches the function
+    st, _, body = call(p, explicit, "OPTIONS", path="/items/1", headers={"Origin": APP})
+    assert st == 200 and json.loads(body)["requestContext"]["http"]["method"] == "OPTIONS"
+
+
+def test_cors_preflight_without_options_route(server, gw, echo_arn):
+    aid = gw.create_api(Name=unique("api"), ProtocolType="HTTP", Target=echo_arn,
+                        RouteKey="GET /only")["ApiId"]
+    assert preflight(server.port, aid, "/only", APP)[0] == 404  # no CORS, no OPTIONS route
+    gw.update_api(ApiId=aid, CorsConfiguration={"AllowOrigins": ["*"], "AllowMethods": ["*"]})
+    st, h, _ = preflight(server.port, aid, "/only", "https://any.example", "PATCH")
+    assert st == 204
+    assert hdrs(h, "Access-Control-Allow-Origin") == ["*"]
+    assert hdrs(h, "Access-Control-Allow-Methods") == ["*"]
+    assert not hdrs(h, "Access-Control-Allow-Credentials")
+    st, h, _ = call(server.port, aid, path="/only", headers={"Origin": "https://any.example"})
+    assert st == 200 and hdrs(h, "Access-Control-Allow-Origin") == ["*"]
+    gw.delete_api(ApiId=aid)
+
+
+def test_cors_on_answers(server, gw, explicit):
+    p = server.port
+    gw.update_api(ApiId=explicit, CorsConfiguration=CORS)
+    st, h, _ = call(p, explicit, path="/items/1", headers={"Origin": APP})
+    assert st == 200
+    assert hdrs(h, "Access-Control-Allow-Origin") == [APP]
+    assert hdrs(h, "Access-Control-Allow-Credentials") == ["true"]
+    assert hdrs(h, "Access-Control-Expose-Headers") == ["x-exposed,date"]
+    assert not hdrs(h, "Access-Control-Allow-Methods")  # preflight only
+    st, h, _ = call(p, explicit, path="/items/1", headers={"Origin": "https://other.example"})
+    assert st == 200 and not hdrs(h, "Access-Control-Allow-Origin")
+    st, h, _ = call(p, explicit, path="/items/1")
+    assert st == 200 and not hdrs(h, "Access-Control-Allow-Origin")
+
+
+def test_cors_replaces_integration_headers(server, gw, explicit):
+    p = server.port
+    st, h, _ = call(p, explicit, path="/x/cors", headers={"Origin": APP})
+    assert hdrs(h, "Access-Control-Allow-Origin") == ["https://evil.example"]  # not configured
+    gw.update_api(ApiId=explicit, CorsConfiguration=CORS)
+    st, h, body = call(p, explicit, path="/x/cors", headers={"Origin": APP})
+    assert st == 200 and body == b"own cors"
+    assert hdrs(h, "Access-Control-Allow-Origin") == [APP]
+    assert not hdrs(h, "Access-Control-Allow-Methods")
+    assert hdrs(h, "X-Kept") == ["yes"]
+    # a denied origin: the integration's CORS headers are ignored all the same
+    st, h, _ = call(p, explicit, path="/x/cors", headers={"Origin": "https://evil.example"})
+    assert not [k for k, _ in h if k.lower().startswith("access-control-")], h
+
+
+def test_cors_configuration_checked(server, explicit):
+    raw = boto3.client("apigatewayv2", endpoint_url=server.url, region_name=REGION,
+                       aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
+                       config=Config(parameter_validation=False, retries={"max_attempts": 0}))
+    for bad in [{"MaxAge": 86401}, {"MaxAge": -2}, {"AllowCredentials": "yes"}]:
+        with pytest.raises(ClientError) as e:
+            raw.update_api(ApiId=explicit, CorsConfiguration=bad)
+        assert e.value.response["Error"]["Code"] == "BadRequestException"
+
+
+def collect(gw, op, **kw):
+    pages = list(gw.get_paginator(op).paginate(PaginationConfig={"PageSize": 1}, **kw))
+    assert all(len(pg["Items"]) <= 1 for pg in pages)
+    assert all("NextToken" in pg for pg in pages[:-1]) and "NextToken" not in pages[-1]
+    return [item for pg in pages for item in pg["Items"]]
+
+
+def test_paging(gw, explicit, echo_arn):
+    gw.create_stage(ApiId=explicit, StageName="beta")
+    gw.create_stage(ApiId=explicit, StageName="alpha")
+    for op, key in [("get_routes", "RouteId"), ("get_integrations", "IntegrationId"),
+                    ("get_stages", "StageName")]:
+        everything = getattr(gw, op)(ApiId=explicit)
+        assert "NextToken" not in everything
+        ids = [i[key] for i in everything["Items"]]
+        assert ids == sorted(ids)  # a stable order
+        assert [i[key] for i in collect(gw, op, ApiId=explicit)] == ids
+    assert len(gw.get_routes(ApiId=explicit)["Items"]) == 7
+    assert [s["StageName"] for s in gw.get_stages(ApiId=explicit)["Items"]] == \
+        ["$default", "alpha", "beta"]
+    # by hand, with maxResults=2 and NextToken
+    seen, token = [], None
+    while True:
+        page = gw.get_routes(ApiId=explicit, MaxResults="2", **({"NextToken": token} if token else {}))
+        assert len(page["Items"]) <= 2
+        seen += [r["RouteId"] for r in page["Items"]]
+        token = page.get("NextToken")
+        if not token:
+            break
+    assert seen == [r["RouteId"] for r in gw.get_routes(ApiId=explicit)["Items"]]
+    # GetApis: every API once, ours among them
+    apis = [a["ApiId"] for a in collect(gw, "get_apis")]
+    assert explicit in apis and len(apis) == len(set(apis)) == len(gw.get_apis()["Items"])
+    for bad in [{"MaxResults": "0"}, {"MaxResults": "x"}, {"NextToken": "!!"}]:
+        with pytest.raises(ClientError) as e:
+            gw.get_stages(ApiId=explicit, **bad)
+        assert e.value.response["Error"]["Code"] == "BadRequestException"

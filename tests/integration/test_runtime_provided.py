@@ -32,6 +32,10 @@ def ok(r):
 def provided_fn(create_function, bootstrap, runtime="provided.al2023", modes=X, extra=None, **kw):
     files = {"bootstrap": bootstrap}
     files.update(extra or {})
+    # A shell bootstrap starts several processes per invoke (curl, grep, sed...): at 128 MB's
+    # 10% of a CPU that takes most of a second on a slow machine, as it would on Lambda. These
+    # tests are about the Runtime API, not the CPU share: give them a whole vCPU.
+    kw.setdefault("MemorySize", 1769)
     return create_function(files, runtime=runtime, handler="function.handler", modes=modes, **kw)
 
 

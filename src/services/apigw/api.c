@@ -85,13 +85,66 @@ int apigw_save(struct apigw *gw, const char *id)
     return rc;
 }
 
-static void reply_items(struct http_req *req, json_t *obj)
+static int compare_keys(const void *a, const void *b)
 {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/*
+ * Answers GetApis, GetRoutes, GetIntegrations or GetStages: the members of
+ * obj (borrowed) ordered by key (id or stage name), those after the
+ * nextToken (the base64 of the last key of the previous page, so that
+ * changes between pages neither repeat nor skip what stays), at most
+ * maxResults of them (no limit without it), and a nextToken when more
+ * remain.
+ */
+static void reply_page(struct http_req *req, json_t *obj)
+{
+    const char *max_text = http_req_query(req, "maxResults");
+    const char *token = http_req_query(req, "nextToken");
+    char *end, *after = NULL;
+    long max = max_text ? strtol(max_text, &end, 10) : 0;
+    if (max_text && (!*max_text || *end || max < 1))
+        return BAD(req, "Invalid value for maxResults: %s", max_text);
+    if (token && *token) {
+        struct buf b = BUF_INIT;
+        if (base64_decode(&b, token, strlen(token)) < 0 || !b.len ||
+            !(after = strndup(b.data, b.len))) {
+            buf_release(&b);
+            return BAD(req, "Invalid nextToken");
+        }
+        buf_release(&b);
+    }
+    size_t n = 0, count = json_object_size(obj);
+    const char **keys = malloc((count ? count : 1) * sizeof(*keys));
     json_t *items = json_array();
+    if (!keys || !items) {
+        free(keys);
+        free(after);
+        json_decref(items);
+        return aws_error(req, AWS_REST_JSON, 500, "InternalServerErrorException", "out of memory");
+    }
     const char *key;
     json_t *v;
-    json_object_foreach(obj, key, v) json_array_append(items, v);
-    aws_reply_json(req, 200, json_pack("{s:o}", "items", items));
+    json_object_foreach(obj, key, v)
+    {
+        if (!after || strcmp(key, after) > 0)
+            keys[n++] = key;
+    }
+    qsort(keys, n, sizeof(*keys), compare_keys);
+    size_t shown = max_text && (size_t)max < n ? (size_t)max : n;
+    for (size_t i = 0; i < shown; i++)
+        json_array_append(items, json_object_get(obj, keys[i]));
+    json_t *doc = json_pack("{s:o}", "items", items);
+    if (shown < n) {
+        struct buf next = BUF_INIT;
+        base64_encode(&next, keys[shown - 1], strlen(keys[shown - 1]));
+        json_object_set_new(doc, "nextToken", json_string(next.data ? next.data : ""));
+        buf_release(&next);
+    }
+    free(keys);
+    free(after);
+    aws_reply_json(req, 200, doc);
 }
 
 static void reply_copy(struct http_req *req, unsigned status, json_t *doc)
@@ -227,7 +280,7 @@ static void integrations_op(struct apigw *gw, struct http_req *req, const char *
     json_t *all = json_object_get(rec, "integrations");
     if (!id) {
         if (strcmp(method, "GET") == 0)
-            return reply_items(req, all);
+            return reply_page(req, all);
         if (strcmp(method, "POST") != 0)
             return BAD(req, "Unsupported method %s", method);
         json_t *body = parse_body(req);
@@ -348,7 +401,7 @@ static void routes_op(struct apigw *gw, struct http_req *req, const char *method
     json_t *all = json_object_get(rec, "routes");
     if (!id) {
         if (strcmp(method, "GET") == 0)
-            return reply_items(req, all);
+            return reply_page(req, all);
         if (strcmp(method, "POST") != 0)
             return BAD(req, "Unsupported method %s", method);
         json_t *body = parse_body(req);
@@ -422,7 +475,7 @@ static void stages_op(struct apigw *gw, struct http_req *req, const char *method
     json_t *all = json_object_get(rec, "stages");
     if (!name) {
         if (strcmp(method, "GET") == 0)
-            return reply_items(req, all);
+            return reply_page(req, all);
         if (strcmp(method, "POST") != 0)
             return BAD(req, "Unsupported method %s", method);
         json_t *body = parse_body(req);
@@ -491,6 +544,27 @@ static json_t *api_view(struct apigw *gw, struct http_req *req, json_t *api)
     return view;
 }
 
+/* A Cors document: its lists are arrays of strings, maxAge -1..86400. */
+static int valid_cors(json_t *cors)
+{
+    static const char *const lists[] = {"allowHeaders", "allowMethods", "allowOrigins",
+                                        "exposeHeaders"};
+    if (!json_is_object(cors))
+        return 0;
+    for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+        json_t *list = json_object_get(cors, lists[i]), *v;
+        size_t k;
+        if (list && !json_is_array(list))
+            return 0;
+        json_array_foreach(list, k, v) if (!json_is_string(v)) return 0;
+    }
+    json_t *age = json_object_get(cors, "maxAge");
+    json_t *creds = json_object_get(cors, "allowCredentials");
+    return (!age || (json_is_integer(age) && json_integer_value(age) >= -1 &&
+                     json_integer_value(age) <= 86400)) &&
+           (!creds || json_is_boolean(creds));
+}
+
 /* Applies CreateApi/UpdateApi members (name, description, version,
  * corsConfiguration, disableExecuteApiEndpoint); -1 after answering. */
 static int apply_api(struct http_req *req, json_t *api, json_t *body)
@@ -505,7 +579,7 @@ static int apply_api(struct http_req *req, json_t *api, json_t *body)
         return -1;
     }
     json_t *cors = json_object_get(body, "corsConfiguration");
-    if (cors && !json_is_object(cors)) {
+    if (cors && !valid_cors(cors)) {
         BAD(req, "Invalid value for corsConfiguration");
         return -1;
     }
@@ -685,7 +759,7 @@ void apigw_handle(struct http_req *req, const struct edge_auth *auth, void *arg)
             json_t *rec;
             json_object_foreach(gw->apis, id, rec)
                 json_object_set_new(apis, id, api_view(gw, req, json_object_get(rec, "api")));
-            reply_items(req, apis);
+            reply_page(req, apis);
             json_decref(apis);
             return;
         }

@@ -13,7 +13,10 @@
  * Error"} for a function error, a missing function or a result that is no
  * response, 503 {"message":"Service Unavailable"} when the integration
  * times out (30 s, or its TimeoutInMillis) and 429 {"message":"Too Many
- * Requests"} when Lambda throttles. Owns only the requests in flight; the
+ * Requests"} when Lambda throttles. With a CorsConfiguration, answers
+ * preflights itself (204, before routing) and sets the Access-Control-*
+ * headers of answers, ignoring the integration's own (services/http/cors.c).
+ * Owns only the requests in flight; the
  * API records are api.c's.
  */
 #include <ctype.h>
@@ -24,6 +27,7 @@
 
 #include "core/util.h"
 #include "services/apigw/apigw_internal.h"
+#include "services/http/cors.h"
 #include "services/http/payload.h"
 
 #define MAX_SEGMENTS 64
@@ -35,6 +39,8 @@ struct gw_call {
     struct loop_timer *timer;
     int v1;
     char request_id[24];
+    json_t *cors; /* the API's corsConfiguration (a reference), or NULL */
+    char *origin; /* the request's Origin, or NULL */
 };
 
 /* The api id of a "<id>.execute-api.<...>" host (copied into id), or -1. */
@@ -229,6 +235,8 @@ static json_t *find_route(json_t *routes, const char *method, const char *path, 
 
 static void call_free(struct gw_call *c)
 {
+    json_decref(c->cors);
+    free(c->origin);
     free(c);
 }
 
@@ -258,10 +266,33 @@ static void on_done(int ok, const char *result, size_t len, void *arg)
         gw_error(c->req, 500, "Internal Server Error", c->request_id);
     } else {
         http_payload_response_add(&r, "apigw-requestid", c->request_id);
+        struct http_cors cors;
+        if (http_cors_from_json(&cors, c->cors, HTTP_CORS_CAMEL_CASE) == 0) {
+            /* the integration's own CORS headers are ignored */
+            http_cors_strip(&r);
+            http_cors_response_headers(&r, &cors, c->origin);
+        }
         http_payload_reply(c->req, &r);
     }
     http_payload_response_release(&r);
     call_free(c);
+}
+
+/* A preflight, answered by API Gateway itself whatever the routes: 204, with
+ * the CORS headers when the origin and the requested method are allowed. */
+static void cors_preflight(struct http_req *req, const struct http_cors *cors,
+                           const char *request_id)
+{
+    struct http_payload_response r;
+    http_payload_response_init(&r);
+    r.status = 204;
+    const char *allow = http_cors_allowed_origin(cors, http_req_header(req, "Origin"));
+    if (allow &&
+        http_cors_method_allowed(cors, http_req_header(req, "Access-Control-Request-Method")))
+        http_cors_preflight_headers(&r, cors, allow);
+    http_payload_response_add(&r, "apigw-requestid", request_id);
+    http_payload_reply(req, &r);
+    http_payload_response_release(&r);
 }
 
 /* The function a Lambda integration URI names: the URI itself, or the
@@ -323,6 +354,11 @@ void apigw_serve(struct http_req *req, const struct edge_auth *auth, void *arg)
         snprintf(stage_name, sizeof(stage_name), "$default");
     if (!stage)
         return gw_error(req, 404, "Not Found", request_id);
+    json_t *cors_doc = json_object_get(json_object_get(rec, "api"), "corsConfiguration");
+    struct http_cors cors;
+    if (http_cors_from_json(&cors, cors_doc, HTTP_CORS_CAMEL_CASE) == 0 &&
+        http_cors_is_preflight(req))
+        return cors_preflight(req, &cors, request_id);
     if (http_req_body_too_large(req))
         return gw_error(req, 413, "Request Entity Too Large", request_id);
 
@@ -369,6 +405,9 @@ void apigw_serve(struct http_req *req, const struct edge_auth *auth, void *arg)
     c->loop = gw->loop;
     c->req = req;
     c->v1 = v1;
+    c->cors = json_incref(cors_doc);
+    const char *origin = http_req_header(req, "Origin");
+    c->origin = origin ? strdup(origin) : NULL;
     snprintf(c->request_id, sizeof(c->request_id), "%s", request_id);
     json_int_t timeout = json_integer_value(json_object_get(integ, "timeoutInMillis"));
     c->timer = loop_timer_add(gw->loop, timeout > 0 ? timeout : APIGW_TIMEOUT_MS, on_timeout, c);

@@ -389,11 +389,11 @@ void http_payload_response_add(struct http_payload_response *r, const char *name
     r->nheaders++;
 }
 
-void http_payload_response_set(struct http_payload_response *r, const char *name, const char *value)
+void http_payload_response_remove(struct http_payload_response *r, const char *name, int prefix)
 {
-    size_t j = 0;
+    size_t j = 0, n = strlen(name);
     for (size_t i = 0; i < r->nheaders; i++) {
-        if (strcasecmp(r->names[i], name) == 0) {
+        if (prefix ? strncasecmp(r->names[i], name, n) == 0 : strcasecmp(r->names[i], name) == 0) {
             free(r->names[i]);
             free(r->values[i]);
             continue;
@@ -403,6 +403,11 @@ void http_payload_response_set(struct http_payload_response *r, const char *name
         j++;
     }
     r->nheaders = j;
+}
+
+void http_payload_response_set(struct http_payload_response *r, const char *name, const char *value)
+{
+    http_payload_response_remove(r, name, 0);
     if (value)
         http_payload_response_add(r, name, value);
 }

@@ -75,6 +75,9 @@ void http_payload_response_release(struct http_payload_response *r);
 /* Appends a header (copied). */
 void http_payload_response_add(struct http_payload_response *r, const char *name,
                                const char *value);
+/* Removes every header named name (any case), or, with prefix, every one
+ * whose name starts with name. */
+void http_payload_response_remove(struct http_payload_response *r, const char *name, int prefix);
 /* Replaces every header named name (any case) with one (value NULL: removes). */
 void http_payload_response_set(struct http_payload_response *r, const char *name,
                                const char *value);

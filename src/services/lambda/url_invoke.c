@@ -20,6 +20,7 @@
 #include <strings.h>
 
 #include "core/util.h"
+#include "services/http/cors.h"
 #include "services/http/payload.h"
 #include "services/lambda/lambda_internal.h"
 
@@ -50,92 +51,21 @@ int lambda_url_match(struct http_req *req, void *arg)
 
 /*=== CORS ===*/
 
-static int list_has(json_t *list, const char *s)
+/* The config's Cors (Lambda's PascalCase members) into c; 0, or -1 when none. */
+static int url_cors(json_t *cors, struct http_cors *c)
 {
-    size_t i;
-    json_t *v;
-    json_array_foreach(list, i, v)
-    {
-        if (json_is_string(v) && strcasecmp(json_string_value(v), s) == 0)
-            return 1;
-    }
-    return 0;
+    return http_cors_from_json(c, cors, HTTP_CORS_PASCAL_CASE);
 }
 
-static void list_join(json_t *list, struct buf *out)
-{
-    size_t i;
-    json_t *v;
-    json_array_foreach(list, i, v) buf_printf(out, "%s%s", i ? "," : "", json_string_value(v));
-}
-
-/* The Access-Control-Allow-Origin for origin, or NULL when it is not allowed. */
-static const char *allowed_origin(json_t *cors, const char *origin)
-{
-    json_t *origins = json_object_get(cors, "AllowOrigins");
-    if (!origin)
-        return NULL;
-    if (list_has(origins, "*"))
-        return json_is_true(json_object_get(cors, "AllowCredentials")) ? origin : "*";
-    return list_has(origins, origin) ? origin : NULL;
-}
-
-/* Adds the headers of an actual (not preflight) response, replacing the
- * function's own, as Lambda does. */
-static void cors_response_headers(struct http_payload_response *r, json_t *cors, const char *origin)
-{
-    const char *allow = cors ? allowed_origin(cors, origin) : NULL;
-    if (!allow)
-        return;
-    http_payload_response_set(r, "Access-Control-Allow-Origin", allow);
-    if (json_is_true(json_object_get(cors, "AllowCredentials")))
-        http_payload_response_set(r, "Access-Control-Allow-Credentials", "true");
-    json_t *expose = json_object_get(cors, "ExposeHeaders");
-    if (json_array_size(expose)) {
-        struct buf b = BUF_INIT;
-        list_join(expose, &b);
-        http_payload_response_set(r, "Access-Control-Expose-Headers", b.data);
-        buf_release(&b);
-    }
-    http_payload_response_set(r, "Vary", "Origin");
-}
-
-static void cors_preflight(struct http_req *req, json_t *cors, const char *origin)
+/* Answered from the config without an invoke: 200, the CORS headers when
+ * the origin is allowed (the requested method is not checked). */
+static void cors_preflight(struct http_req *req, const struct http_cors *c, const char *origin)
 {
     struct http_payload_response r;
     http_payload_response_init(&r);
-    const char *allow = allowed_origin(cors, origin);
-    if (allow) {
-        struct buf b = BUF_INIT;
-        http_payload_response_add(&r, "Access-Control-Allow-Origin", allow);
-        json_t *methods = json_object_get(cors, "AllowMethods");
-        if (json_array_size(methods)) {
-            list_join(methods, &b);
-            http_payload_response_add(&r, "Access-Control-Allow-Methods", b.data);
-        }
-        json_t *headers = json_object_get(cors, "AllowHeaders");
-        if (json_array_size(headers)) {
-            buf_reset(&b);
-            list_join(headers, &b);
-            http_payload_response_add(&r, "Access-Control-Allow-Headers", b.data);
-        }
-        json_t *expose = json_object_get(cors, "ExposeHeaders");
-        if (json_array_size(expose)) {
-            buf_reset(&b);
-            list_join(expose, &b);
-            http_payload_response_add(&r, "Access-Control-Expose-Headers", b.data);
-        }
-        if (json_is_true(json_object_get(cors, "AllowCredentials")))
-            http_payload_response_add(&r, "Access-Control-Allow-Credentials", "true");
-        json_int_t age = json_integer_value(json_object_get(cors, "MaxAge"));
-        if (age > 0) {
-            buf_reset(&b);
-            buf_printf(&b, "%lld", (long long)age);
-            http_payload_response_add(&r, "Access-Control-Max-Age", b.data);
-        }
-        http_payload_response_add(&r, "Vary", "Origin");
-        buf_release(&b);
-    }
+    const char *allow = http_cors_allowed_origin(c, origin);
+    if (allow)
+        http_cors_preflight_headers(&r, c, allow);
     char id[37];
     uuid_v4(id);
     http_payload_response_add(&r, "x-amzn-RequestId", id);
@@ -260,7 +190,9 @@ static void url_done(int ok, const char *result, size_t len, void *arg)
         buf_puts(&r.body, "Internal Server Error");
     }
     http_payload_response_add(&r, "x-amzn-RequestId", uc->request_id);
-    cors_response_headers(&r, uc->cors, uc->origin);
+    struct http_cors c;
+    if (url_cors(uc->cors, &c) == 0)
+        http_cors_response_headers(&r, &c, uc->origin);
     http_payload_reply(uc->req, &r);
     http_payload_response_release(&r);
     json_decref(uc->cors);
@@ -313,10 +245,10 @@ void lambda_url_serve(struct http_req *req, const struct edge_auth *auth, void *
     }
     json_t *cors = json_object_get(cfg, "Cors");
     const char *origin = http_req_header(req, "Origin");
-    if (cors && strcmp(http_req_method(req), "OPTIONS") == 0 && origin &&
-        http_req_header(req, "Access-Control-Request-Method")) {
+    struct http_cors c;
+    if (url_cors(cors, &c) == 0 && http_cors_is_preflight(req)) {
         json_decref(authorizer);
-        cors_preflight(req, cors, origin);
+        cors_preflight(req, &c, origin);
         return;
     }
     char request_id[37];
