@@ -123,6 +123,27 @@ static void skew_error(struct http_req *req, enum aws_protocol proto)
     }
 }
 
+enum sigv4_result edge_verify(const struct config *cfg, struct http_req *req,
+                              struct sigv4_credential *cred)
+{
+    struct sigv4_request sreq;
+    http_req_sigv4(req, &sreq);
+    size_t len;
+    const char *body = http_req_body(req, &len);
+    /* The signature covers the hash, so the hash must be the body's own: a
+     * declared x-amz-content-sha256 is checked, never trusted. (S3's
+     * UNSIGNED-PAYLOAD and aws-chunked forms will be its own case.) */
+    char body_hash[65];
+    sha256_hex(body, len, body_hash);
+    sreq.payload_hash = body_hash;
+    const char *declared = http_req_header(req, "x-amz-content-sha256");
+    memset(cred, 0, sizeof(*cred));
+    enum sigv4_result res = sigv4_verify(&sreq, secret_for, (void *)cfg, now_ms(), cred);
+    if (res == SIGV4_OK && declared && strcasecmp(declared, body_hash) != 0)
+        res = SIGV4_MISMATCH; /* what was signed is not this body */
+    return res;
+}
+
 static void handle(struct http_req *req, void *arg)
 {
     struct edge *e = arg;
@@ -141,23 +162,8 @@ static void handle(struct http_req *req, void *arg)
         return;
     }
 
-    struct sigv4_request sreq;
-    http_req_sigv4(req, &sreq);
-    size_t len;
-    const char *body = http_req_body(req, &len);
-    /* The signature covers the hash, so the hash must be the body's own: a
-     * declared x-amz-content-sha256 is checked, never trusted. (S3's
-     * UNSIGNED-PAYLOAD and aws-chunked forms will be its own case.) */
-    char body_hash[65];
-    sha256_hex(body, len, body_hash);
-    sreq.payload_hash = body_hash;
-    const char *declared = http_req_header(req, "x-amz-content-sha256");
     struct sigv4_credential cred;
-    memset(&cred, 0, sizeof(cred));
-    enum sigv4_result res = sigv4_verify(&sreq, secret_for, (void *)e->cfg, now_ms(), &cred);
-    if (res == SIGV4_OK && declared && strcasecmp(declared, body_hash) != 0)
-        res = SIGV4_MISMATCH; /* what was signed is not this body */
-    switch (res) {
+    switch (edge_verify(e->cfg, req, &cred)) {
     case SIGV4_OK:
         break;
     case SIGV4_MISSING:

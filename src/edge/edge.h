@@ -16,6 +16,7 @@
 #include "core/loop.h"
 #include "edge/aws_error.h"
 #include "edge/http.h"
+#include "edge/sigv4.h"
 
 struct edge;
 
@@ -46,6 +47,12 @@ struct edge_route {
 struct edge *edge_new(struct loop *loop, const struct config *cfg, int listen_fd);
 int edge_add_route(struct edge *edge, const struct edge_route *route);
 void edge_free(struct edge *edge);
+
+/* Checks req's SigV4 signature against this daemon's credentials, over the body's own
+ * SHA-256 (a declared x-amz-content-sha256 must match it). What the edge does for every
+ * signed request; public routes with their own auth (AWS_IAM Function URLs) call it too. */
+enum sigv4_result edge_verify(const struct config *cfg, struct http_req *req,
+                              struct sigv4_credential *cred);
 
 /* Opens a listening TCP socket on host:port (port 0: any). Returns fd or -errno. */
 int edge_listen(const char *host, int port);

@@ -368,9 +368,23 @@ fail:
     aws_error(req, AWS_REST_JSON, err.status, err.code, "%s", err.message);
 }
 
-static int by_name(const void *a, const void *b)
+struct list_ctx {
+    struct lambda *l;
+    struct function *fn;
+    const char *version; /* ?FunctionVersion, or NULL */
+};
+
+static int list_include(json_t *alias, void *arg)
 {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
+    const char *v = json_string_value(json_object_get(alias, "FunctionVersion"));
+    return v && strcmp(v, ((struct list_ctx *)arg)->version) == 0;
+}
+
+static json_t *list_view(const char *key, json_t *alias, void *arg)
+{
+    (void)key;
+    struct list_ctx *c = arg;
+    return alias_view(c->l, c->fn, alias);
 }
 
 /* ListAliases: GET /2015-03-31/functions/{name}/aliases, by name, paged. */
@@ -389,32 +403,10 @@ void aliases_list_op(struct lambda *l, struct http_req *req, const char *ref)
     struct buf after;
     if (lambda_page_size(req, &max) < 0 || lambda_page_after(req, &after) < 0)
         return;
-    size_t n = 0, total = json_object_size(fn->aliases);
-    const char **names = calloc(total ? total : 1, sizeof(*names));
-    if (!names) {
-        buf_release(&after);
-        aws_error(req, AWS_REST_JSON, 500, "ServiceException", "out of memory");
-        return;
-    }
-    const char *name;
-    json_t *alias;
-    json_object_foreach(fn->aliases, name, alias)
-    {
-        const char *v = json_string_value(json_object_get(alias, "FunctionVersion"));
-        if (strcmp(name, after.data) > 0 && (!only || (v && strcmp(v, only) == 0)))
-            names[n++] = name;
-    }
+    struct list_ctx ctx = {l, fn, only};
+    lambda_reply_list(req, fn->aliases, max, after.data, "Aliases", only ? list_include : NULL,
+                      list_view, &ctx);
     buf_release(&after);
-    qsort(names, n, sizeof(*names), by_name);
-    json_t *list = json_array();
-    size_t i;
-    for (i = 0; i < n && (long)i < max; i++)
-        json_array_append_new(list, alias_view(l, fn, alias_find(fn, names[i])));
-    json_t *doc = json_pack("{s:o}", "Aliases", list);
-    if (i < n)
-        lambda_set_next_marker(doc, names[i - 1]);
-    free(names);
-    aws_reply_json(req, 200, doc);
 }
 
 /* UpdateAlias: only the fields sent change; RoutingConfig replaces the

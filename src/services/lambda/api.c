@@ -16,6 +16,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -487,6 +488,52 @@ void lambda_set_next_marker(json_t *doc, const char *last)
     base64_encode(&next, last, strlen(last));
     json_object_set_new(doc, "NextMarker", json_string(next.data));
     buf_release(&next);
+}
+
+int lambda_qualifier_order(const char *a, const char *b)
+{
+    int ra = strcmp(a, "$LATEST") == 0 ? 0 : isdigit((unsigned char)a[0]) ? 1 : 2;
+    int rb = strcmp(b, "$LATEST") == 0 ? 0 : isdigit((unsigned char)b[0]) ? 1 : 2;
+    if (ra != rb)
+        return ra - rb;
+    if (ra == 1 && strlen(a) != strlen(b))
+        return strlen(a) < strlen(b) ? -1 : 1;
+    return strcmp(a, b);
+}
+
+static int by_qualifier(const void *a, const void *b)
+{
+    return lambda_qualifier_order(*(const char *const *)a, *(const char *const *)b);
+}
+
+void lambda_reply_list(struct http_req *req, json_t *obj, long max, const char *after,
+                       const char *field, int (*include)(json_t *value, void *arg),
+                       json_t *(*view)(const char *key, json_t *value, void *arg), void *arg)
+{
+    size_t n = 0, total = json_object_size(obj);
+    const char **keys = calloc(total ? total : 1, sizeof(*keys));
+    if (!keys) {
+        aws_error(req, AWS_REST_JSON, 500, "ServiceException", "out of memory");
+        return;
+    }
+    const char *key;
+    json_t *value;
+    json_object_foreach(obj, key, value)
+    {
+        if ((!after[0] || lambda_qualifier_order(key, after) > 0) &&
+            (!include || include(value, arg)))
+            keys[n++] = key;
+    }
+    qsort(keys, n, sizeof(*keys), by_qualifier);
+    json_t *list = json_array();
+    size_t i;
+    for (i = 0; i < n && (long)i < max; i++)
+        json_array_append_new(list, view(keys[i], json_object_get(obj, keys[i]), arg));
+    json_t *doc = json_pack("{s:o}", field, list);
+    if (i < n)
+        lambda_set_next_marker(doc, keys[i - 1]);
+    free(keys);
+    aws_reply_json(req, 200, doc);
 }
 
 static void list_functions(struct lambda *l, struct http_req *req)

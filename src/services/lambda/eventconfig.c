@@ -296,20 +296,15 @@ static void put_config(struct lambda *l, struct http_req *req, const char *ref, 
 }
 
 /* $LATEST first, then versions by number, then aliases by name. */
-static int key_order(const char *a, const char *b)
-{
-    int ra = strcmp(a, "$LATEST") == 0 ? 0 : isdigit((unsigned char)a[0]) ? 1 : 2;
-    int rb = strcmp(b, "$LATEST") == 0 ? 0 : isdigit((unsigned char)b[0]) ? 1 : 2;
-    if (ra != rb)
-        return ra - rb;
-    if (ra == 1 && strlen(a) != strlen(b))
-        return strlen(a) < strlen(b) ? -1 : 1;
-    return strcmp(a, b);
-}
+struct list_ctx {
+    struct lambda *l;
+    struct function *fn;
+};
 
-static int by_key(const void *a, const void *b)
+static json_t *list_view(const char *key, json_t *cfg, void *arg)
 {
-    return key_order(*(const char *const *)a, *(const char *const *)b);
+    struct list_ctx *c = arg;
+    return config_view(c->l, c->fn, key, cfg);
 }
 
 static void list_configs(struct lambda *l, struct http_req *req, const char *ref)
@@ -331,31 +326,10 @@ static void list_configs(struct lambda *l, struct http_req *req, const char *ref
                   "The function doesn't exist.");
         return;
     }
-    size_t n = 0, total = json_object_size(fn->event_configs);
-    const char **keys = calloc(total ? total : 1, sizeof(*keys));
-    if (!keys) {
-        buf_release(&after);
-        aws_error(req, AWS_REST_JSON, 500, "ServiceException", "out of memory");
-        return;
-    }
-    const char *key;
-    json_t *cfg;
-    json_object_foreach(fn->event_configs, key, cfg)
-    {
-        if (!after.data[0] || key_order(key, after.data) > 0)
-            keys[n++] = key;
-    }
+    struct list_ctx ctx = {l, fn};
+    lambda_reply_list(req, fn->event_configs, max, after.data, "FunctionEventInvokeConfigs", NULL,
+                      list_view, &ctx);
     buf_release(&after);
-    qsort(keys, n, sizeof(*keys), by_key);
-    json_t *list = json_array();
-    size_t i;
-    for (i = 0; i < n && (long)i < max; i++)
-        json_array_append_new(list, config_view(l, fn, keys[i], event_config_get(fn, keys[i])));
-    json_t *doc = json_pack("{s:o}", "FunctionEventInvokeConfigs", list);
-    if (i < n)
-        lambda_set_next_marker(doc, keys[i - 1]);
-    free(keys);
-    aws_reply_json(req, 200, doc);
 }
 
 void event_config_op(struct lambda *l, struct http_req *req, const char *method, const char *ref,

@@ -191,6 +191,15 @@ int lambda_page_size(struct http_req *req, long *max);
  * NextMarker to answer after last. (api.c) */
 int lambda_page_after(struct http_req *req, struct buf *after);
 void lambda_set_next_marker(json_t *doc, const char *last);
+/* Qualifier order of listings: $LATEST, then versions by number, then aliases by name. */
+int lambda_qualifier_order(const char *a, const char *b);
+/* Answers one page of a listing of obj's members (keyed by qualifier): those after `after`
+ * that include() accepts (NULL: all), in qualifier order, at most max, as
+ * {"<field>": [view(key, value, arg)...]} plus NextMarker when more remain. view returns a
+ * new reference. Takes the page from lambda_page_size / lambda_page_after. */
+void lambda_reply_list(struct http_req *req, json_t *obj, long max, const char *after,
+                       const char *field, int (*include)(json_t *value, void *arg),
+                       json_t *(*view)(const char *key, json_t *value, void *arg), void *arg);
 
 /* aliases (aliases.c) */
 json_t *alias_find(struct function *fn, const char *name);

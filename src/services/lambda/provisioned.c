@@ -350,19 +350,15 @@ static void delete_config(struct lambda *l, struct http_req *req, struct functio
 }
 
 /* Versions by number, then aliases by name. */
-static int key_order(const char *a, const char *b)
-{
-    int da = all_digits(a), db = all_digits(b);
-    if (da != db)
-        return da ? -1 : 1;
-    if (da && strlen(a) != strlen(b))
-        return strlen(a) < strlen(b) ? -1 : 1;
-    return strcmp(a, b);
-}
+struct list_ctx {
+    struct lambda *l;
+    struct function *fn;
+};
 
-static int by_key(const void *a, const void *b)
+static json_t *list_view(const char *key, json_t *cfg, void *arg)
 {
-    return key_order(*(const char *const *)a, *(const char *const *)b);
+    struct list_ctx *c = arg;
+    return config_view(c->l, c->fn, key, cfg, 1);
 }
 
 static void list_configs(struct lambda *l, struct http_req *req, const char *ref)
@@ -386,32 +382,10 @@ static void list_configs(struct lambda *l, struct http_req *req, const char *ref
                   arn);
         return;
     }
-    size_t n = 0, total = json_object_size(fn->provisioned);
-    const char **keys = calloc(total ? total : 1, sizeof(*keys));
-    if (!keys) {
-        buf_release(&after);
-        aws_error(req, AWS_REST_JSON, 500, "ServiceException", "out of memory");
-        return;
-    }
-    const char *key;
-    json_t *cfg;
-    json_object_foreach(fn->provisioned, key, cfg)
-    {
-        if (!after.data[0] || key_order(key, after.data) > 0)
-            keys[n++] = key;
-    }
+    struct list_ctx ctx = {l, fn};
+    lambda_reply_list(req, fn->provisioned, max, after.data, "ProvisionedConcurrencyConfigs", NULL,
+                      list_view, &ctx);
     buf_release(&after);
-    qsort(keys, n, sizeof(*keys), by_key);
-    json_t *list = json_array();
-    size_t i;
-    for (i = 0; i < n && (long)i < max; i++)
-        json_array_append_new(
-            list, config_view(l, fn, keys[i], json_object_get(fn->provisioned, keys[i]), 1));
-    json_t *doc = json_pack("{s:o}", "ProvisionedConcurrencyConfigs", list);
-    if (i < n)
-        lambda_set_next_marker(doc, keys[i - 1]);
-    free(keys);
-    aws_reply_json(req, 200, doc);
 }
 
 /* PUT|GET|DELETE /2019-09-30/functions/{name}/provisioned-concurrency[?List=ALL] */

@@ -75,29 +75,13 @@ static void cors_preflight(struct http_req *req, const struct http_cors *c, cons
 
 /*=== Authentication ===*/
 
-static const char *secret_for(const char *access_key, void *arg)
-{
-    const struct config *cfg = arg;
-    return strcmp(access_key, cfg->access_key) == 0 ? cfg->secret_key : NULL;
-}
-
 /* AWS_IAM: the request must carry a valid SigV4 signature for "lambda" over
  * this very body. Returns the requestContext.authorizer (a new reference)
  * or NULL when it does not. */
 static json_t *iam_authorizer(struct lambda *l, struct http_req *req)
 {
-    struct sigv4_request sreq;
-    http_req_sigv4(req, &sreq);
-    size_t len;
-    const char *body = http_req_body(req, &len);
-    char body_hash[65];
-    sha256_hex(body, len, body_hash);
-    sreq.payload_hash = body_hash;
-    const char *declared = http_req_header(req, "x-amz-content-sha256");
     struct sigv4_credential cred;
-    memset(&cred, 0, sizeof(cred));
-    if (sigv4_verify(&sreq, secret_for, (void *)l->cfg, now_ms(), &cred) != SIGV4_OK ||
-        (declared && strcasecmp(declared, body_hash) != 0) || strcmp(cred.service, "lambda") != 0)
+    if (edge_verify(l->cfg, req, &cred) != SIGV4_OK || strcmp(cred.service, "lambda") != 0)
         return NULL;
     char arn[128];
     snprintf(arn, sizeof(arn), "arn:aws:iam::%s:root", l->cfg->account_id);

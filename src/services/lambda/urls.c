@@ -404,15 +404,16 @@ static void get_or_delete(struct lambda *l, struct http_req *req, const char *re
 }
 
 /* $LATEST first, then aliases by name. */
-static int key_order(const char *a, const char *b)
-{
-    int ra = strcmp(a, "$LATEST") != 0, rb = strcmp(b, "$LATEST") != 0;
-    return ra != rb ? ra - rb : strcmp(a, b);
-}
+struct list_ctx {
+    struct lambda *l;
+    struct http_req *req;
+    struct function *fn;
+};
 
-static int by_key(const void *a, const void *b)
+static json_t *list_view(const char *key, json_t *cfg, void *arg)
 {
-    return key_order(*(const char *const *)a, *(const char *const *)b);
+    struct list_ctx *c = arg;
+    return url_view(c->l, c->req, c->fn, key, cfg, 0);
 }
 
 static void list_configs(struct lambda *l, struct http_req *req, const char *ref)
@@ -433,32 +434,10 @@ static void list_configs(struct lambda *l, struct http_req *req, const char *ref
         aws_error(req, AWS_REST_JSON, 404, "ResourceNotFoundException", NO_FUNCTION);
         return;
     }
-    size_t n = 0, total = json_object_size(fn->url_configs);
-    const char **keys = calloc(total ? total : 1, sizeof(*keys));
-    if (!keys) {
-        buf_release(&after);
-        aws_error(req, AWS_REST_JSON, 500, "ServiceException", "out of memory");
-        return;
-    }
-    const char *key;
-    json_t *cfg;
-    json_object_foreach(fn->url_configs, key, cfg)
-    {
-        if (!after.data[0] || key_order(key, after.data) > 0)
-            keys[n++] = key;
-    }
+    struct list_ctx ctx = {l, req, fn};
+    lambda_reply_list(req, fn->url_configs, max, after.data, "FunctionUrlConfigs", NULL, list_view,
+                      &ctx);
     buf_release(&after);
-    qsort(keys, n, sizeof(*keys), by_key);
-    json_t *list = json_array();
-    size_t i;
-    for (i = 0; i < n && (long)i < max; i++)
-        json_array_append_new(
-            list, url_view(l, req, fn, keys[i], json_object_get(fn->url_configs, keys[i]), 0));
-    json_t *doc = json_pack("{s:o}", "FunctionUrlConfigs", list);
-    if (i < n)
-        lambda_set_next_marker(doc, keys[i - 1]);
-    free(keys);
-    aws_reply_json(req, 200, doc);
 }
 
 void urls_op(struct lambda *l, struct http_req *req, const char *method, const char *ref, int list)
