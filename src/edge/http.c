@@ -50,6 +50,22 @@ struct http_req {
     struct resp_header *out_headers;
     size_t nout_headers;
     const void *user;
+    /* a streamed body (http_req_stream) */
+    int stream_body;
+    http_body_sink sink;
+    void *sink_arg;
+    int sink_stopped; /* the sink refused: the rest is discarded */
+    int body_ended;
+    int pause_wanted, body_paused;
+    /* a streamed answer (http_reply_stream) */
+    int stream_out;
+    struct buf out;
+    size_t out_off; /* sent up to here */
+    int out_ended, out_error;
+    http_stream_drained_cb drained;
+    void *drained_arg;
+    http_req_gone_cb gone;
+    void *gone_arg;
 };
 
 struct http_server {
@@ -153,6 +169,7 @@ static void req_free(struct http_req *req)
     free(req->method);
     free(req->path);
     buf_release(&req->body);
+    buf_release(&req->out);
     if (req->resp)
         MHD_destroy_response(req->resp);
     free(req->headers);
@@ -174,6 +191,37 @@ static enum MHD_Result queue_answer(struct http_req *req)
     MHD_destroy_response(req->resp);
     req->resp = NULL;
     return r;
+}
+
+/* The calls after the headers of a request whose body is streamed: pieces of
+ * body, then one with nothing (the end). MHD cannot queue an answer in the
+ * middle of a body, so a sink that stopped early sees the rest discarded
+ * and its handler's answer goes out at the end. */
+static enum MHD_Result on_streamed_body(struct http_req *req, const char *data, size_t *size)
+{
+    if (*size > 0) {
+        size_t n = *size;
+        *size = 0;
+        if (req->sink && !req->sink_stopped && !req->answered &&
+            req->sink(req, data, n, req->sink_arg) < 0)
+            req->sink_stopped = 1;
+        if (req->pause_wanted && !req->answered && !req->sink_stopped) {
+            req->pause_wanted = 0;
+            req->body_paused = 1;
+            park(req);
+        }
+        return MHD_YES;
+    }
+    if (!req->body_ended) {
+        req->body_ended = 1;
+        if (req->sink && !req->sink_stopped && !req->answered)
+            req->sink(req, NULL, 0, req->sink_arg);
+    }
+    if (req->answered)
+        return queue_answer(req);
+    if (!req->suspended)
+        park(req); /* the handler answers later */
+    return MHD_YES;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -198,8 +246,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->body_cap =
             srv->opts.body_cap ? srv->opts.body_cap(req, srv->opts.arg) : DEFAULT_BODY_CAP;
         *con_cls = req;
-        return MHD_YES;
+        if (!req->stream_body)
+            return MHD_YES;
+        /* Streamed body: the handler sees the headers first. An answer now
+         * makes MHD skip the body and close after answering. */
+        req->dispatched = 1;
+        srv->opts.handler(req, srv->opts.arg);
+        return req->answered ? queue_answer(req) : MHD_YES;
     }
+    if (req->stream_body)
+        return on_streamed_body(req, upload_data, upload_data_size);
     if (*upload_data_size > 0) {
         if (!req->too_large) {
             if (req->body.len + *upload_data_size > req->body_cap) {
@@ -232,6 +288,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)code;
     struct http_req *req = *con_cls;
     if (req) {
+        if (req->gone && code != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+            req->gone(req, req->gone_arg);
         if (req->suspended) {
             /* MHD is tearing the connection down under a parked request
              * (daemon shutdown); nobody will answer it now. */
@@ -279,6 +337,7 @@ static void answer(struct http_req *req, unsigned status, const char *content_ty
     req->status = status;
     req->resp = resp;
     req->answered = 1;
+    req->body_paused = 0;
     if (req->suspended)
         unpark(req);
 }
@@ -303,6 +362,12 @@ void http_reply_fd(struct http_req *req, unsigned status, const char *content_ty
     answer(req, status, content_type, MHD_create_response_from_fd(size, fd));
 }
 
+void http_reply_fd_at(struct http_req *req, unsigned status, const char *content_type, int fd,
+                      uint64_t offset, uint64_t size)
+{
+    answer(req, status, content_type, MHD_create_response_from_fd_at_offset64(size, fd, offset));
+}
+
 void http_req_set_user(struct http_req *req, const void *user)
 {
     req->user = user;
@@ -324,6 +389,123 @@ int http_req_add_header(struct http_req *req, const char *name, const char *valu
     h[req->nout_headers].value = strdup(value);
     req->nout_headers++;
     return 0;
+}
+
+/*=== Streaming ===*/
+
+void http_req_stream(struct http_req *req)
+{
+    req->stream_body = 1;
+}
+
+int http_req_streaming(const struct http_req *req)
+{
+    return req->stream_body;
+}
+
+void http_req_read_body(struct http_req *req, http_body_sink sink, void *arg)
+{
+    req->sink = sink;
+    req->sink_arg = arg;
+}
+
+/* MHD lets a connection be suspended only from its own callbacks: a pause
+ * asked from elsewhere takes effect at the next piece of body. */
+void http_req_pause_body(struct http_req *req)
+{
+    if (!req->body_ended && !req->body_paused)
+        req->pause_wanted = 1;
+}
+
+void http_req_resume_body(struct http_req *req)
+{
+    req->pause_wanted = 0;
+    if (req->body_paused) {
+        req->body_paused = 0;
+        unpark(req);
+    }
+}
+
+const char *http_req_trailer(const struct http_req *req, const char *name)
+{
+    return req->body_ended ? MHD_lookup_connection_value(req->conn, MHD_FOOTER_KIND, name) : NULL;
+}
+
+void http_req_on_gone(struct http_req *req, http_req_gone_cb cb, void *arg)
+{
+    req->gone = cb;
+    req->gone_arg = arg;
+}
+
+/* MHD asks for more of a streamed answer when the socket can take it; with
+ * nothing to give, the connection is suspended until a write or the end. */
+static ssize_t stream_reader(void *cls, uint64_t pos, char *dst, size_t max)
+{
+    (void)pos;
+    struct http_req *req = cls;
+    size_t avail = req->out.len - req->out_off;
+    if (avail > 0) {
+        size_t n = avail < max ? avail : max;
+        memcpy(dst, req->out.data + req->out_off, n);
+        req->out_off += n;
+        if (req->out_off == req->out.len) {
+            buf_reset(&req->out);
+            req->out_off = 0;
+            if (req->drained && !req->out_ended)
+                req->drained(req, req->drained_arg);
+        } else if (req->out_off > 256 * 1024 && req->out_off > req->out.len / 2) {
+            buf_consume(&req->out, req->out_off);
+            req->out_off = 0;
+        }
+        return (ssize_t)n;
+    }
+    if (req->out_ended)
+        return req->out_error ? MHD_CONTENT_READER_END_WITH_ERROR
+                              : MHD_CONTENT_READER_END_OF_STREAM;
+    park(req);
+    return 0;
+}
+
+void http_reply_stream(struct http_req *req, unsigned status, const char *content_type)
+{
+    req->stream_out = 1;
+    answer(
+        req, status, content_type,
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, stream_reader, req, NULL));
+}
+
+int http_stream_write(struct http_req *req, const void *data, size_t len)
+{
+    if (!req->stream_out || req->out_ended)
+        return -EINVAL;
+    if (len == 0)
+        return 0;
+    if (buf_append(&req->out, data, len) < 0)
+        return -ENOMEM;
+    if (req->suspended)
+        unpark(req);
+    return 0;
+}
+
+void http_stream_end(struct http_req *req, int error)
+{
+    if (!req->stream_out || req->out_ended)
+        return;
+    req->out_ended = 1;
+    req->out_error = error != 0;
+    if (req->suspended)
+        unpark(req);
+}
+
+size_t http_stream_pending(const struct http_req *req)
+{
+    return req->out.len - req->out_off;
+}
+
+void http_stream_on_drained(struct http_req *req, http_stream_drained_cb cb, void *arg)
+{
+    req->drained = cb;
+    req->drained_arg = arg;
 }
 
 /*=== Accessors ===*/
@@ -497,6 +679,10 @@ void http_server_free(struct http_server *srv)
         return;
     while (srv->nparked > 0) {
         struct http_req *req = srv->parked[srv->nparked - 1];
+        if (req->stream_out) {
+            http_stream_end(req, 1); /* cut: the client sees a broken stream */
+            continue;
+        }
         static const char body[] = "{\"Type\":\"Service\",\"message\":\"Ignis is shutting down\"}";
         http_req_add_header(req, "x-amzn-ErrorType", "ServiceException");
         http_reply(req, 503, "application/json", body, sizeof(body) - 1);

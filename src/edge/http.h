@@ -14,6 +14,7 @@
 #define IGNIS_EDGE_HTTP_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 #include "core/loop.h"
@@ -70,6 +71,54 @@ void http_reply_take(struct http_req *req, unsigned status, const char *content_
 /* Answers with a file's content, streamed from fd (taken) by MHD. */
 void http_reply_fd(struct http_req *req, unsigned status, const char *content_type, int fd,
                    size_t size);
+
+/*=== Streaming ===
+ *
+ * Request bodies too big to hold, or forwarded as they come (S3 uploads, a
+ * runtime's streamed response). The body-cap callback calls
+ * http_req_stream(req) instead of returning a cap that matters: the handler
+ * is then called as soon as the headers are in, before any of the body. It
+ * either answers at once (the body is discarded; the connection closes after
+ * the answer), or calls http_req_read_body with a sink, which gets each piece
+ * as it arrives and then one call with data == NULL, len == 0 at the end of
+ * the body (trailers are readable from then on). A sink returning < 0 stops
+ * the reading: the rest of the body is discarded and the handler answers
+ * (now or later). http_req_pause_body (from the sink or any loop callback)
+ * stops reading from the client until http_req_resume_body: backpressure.
+ * The handler answers with any http_reply* after the end, or earlier. */
+typedef int (*http_body_sink)(struct http_req *req, const char *data, size_t len, void *arg);
+void http_req_stream(struct http_req *req);
+int http_req_streaming(const struct http_req *req);
+void http_req_read_body(struct http_req *req, http_body_sink sink, void *arg);
+void http_req_pause_body(struct http_req *req);
+void http_req_resume_body(struct http_req *req);
+/* A chunked body's trailer (after the sink's end call), else NULL. */
+const char *http_req_trailer(const struct http_req *req, const char *name);
+
+/* Told once when the client goes away before the answer was fully sent
+ * (not while a request is parked: MHD does not watch parked connections).
+ * req is freed right after: drop every pointer to it in the callback. */
+typedef void (*http_req_gone_cb)(struct http_req *req, void *arg);
+void http_req_on_gone(struct http_req *req, http_req_gone_cb cb, void *arg);
+
+/* Answers with a body produced over time, sent with chunked encoding as it
+ * comes: status and headers (http_req_add_header before) go out now. Then
+ * http_stream_write any number of times (copied; sent when the client can
+ * take it) and http_stream_end once (error != 0: the connection is cut
+ * without the final chunk, so the client sees a broken stream). After
+ * http_stream_end, req must not be touched. */
+void http_reply_stream(struct http_req *req, unsigned status, const char *content_type);
+int http_stream_write(struct http_req *req, const void *data, size_t len);
+void http_stream_end(struct http_req *req, int error);
+/* Bytes written but not yet handed to the socket. */
+size_t http_stream_pending(const struct http_req *req);
+/* Called (on the loop) each time everything written so far has been sent. */
+typedef void (*http_stream_drained_cb)(struct http_req *req, void *arg);
+void http_stream_on_drained(struct http_req *req, http_stream_drained_cb cb, void *arg);
+
+/* Answers with size bytes of a file from offset (Range requests); takes fd. */
+void http_reply_fd_at(struct http_req *req, unsigned status, const char *content_type, int fd,
+                      uint64_t offset, uint64_t size);
 
 /* Told when a connection closes (servers fed by http_server_add_connection). */
 typedef void (*http_conn_closed)(int fd, void *arg);
