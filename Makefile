@@ -23,9 +23,18 @@ all: $(BUILD)/ignis runtimes
 # The Python runtime's compiled module: the runtime dir is read-only inside the
 # sandbox, so without it every cold start compiles ~900 lines.
 PY_RUNTIME_PYC := runtimes/python/__pycache__/ignis_runtime.cpython-$(shell /usr/bin/python3 -c 'import sys; print("%d%d" % sys.version_info[:2])').pyc
-runtimes: $(PY_RUNTIME_PYC)
+# The Python zygote's extension (runtimes/python/zygote.py): the sandbox sources built into
+# a module for /usr/bin/python3, so never with sanitizers, written once for every build dir.
+PY_ZYGOTE_SO := runtimes/python/_ignis_zygote.so
+PY_ZYGOTE_SRCS := runtimes/python/zygote_ext.c $(wildcard src/exec/sandbox/*.c)
+runtimes: $(PY_RUNTIME_PYC) $(PY_ZYGOTE_SO)
 $(PY_RUNTIME_PYC): runtimes/python/ignis_runtime.py
 	/usr/bin/python3 -m py_compile $<
+$(PY_ZYGOTE_SO): $(PY_ZYGOTE_SRCS) $(wildcard src/exec/sandbox/*.h)
+	$(CC) -O2 -g -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Isrc -fPIC -shared \
+		$(shell pkg-config --cflags python3) -o $@.$$$$.tmp $(PY_ZYGOTE_SRCS) -lseccomp && \
+		mv $@.$$$$.tmp $@
+
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)

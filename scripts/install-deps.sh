@@ -7,7 +7,7 @@ pkgs=(
   build-essential pkg-config clang libclang-rt-14-dev
   libmicrohttpd-dev libjansson-dev libsqlite3-dev libssl-dev libzip-dev
   libseccomp-dev libcmocka-dev libcurl4-openssl-dev e2fsprogs
-  python3 python3-pytest python3-boto3 python3-pycurl awscli nodejs zip unzip curl
+  python3 python3-dev python3-pytest python3-boto3 python3-pycurl awscli nodejs zip unzip curl
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -20,4 +20,5 @@ if sys.flags.no_site:
 
 import ignis_runtime  # noqa: E402  (sys.path[0] is this directory)
 
-ignis_runtime.main()
+if __name__ == "__main__":  # zygote.py imports this module for the path set-up above
+    ignis_runtime.main()

@@ -459,12 +459,11 @@ def unmarshal_request(body, content_type):
 # Context object (mirrors awslambdaric.lambda_context)
 # ---------------------------------------------------------------------------
 
-_FUNCTION_NAME = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
-_FUNCTION_VERSION = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION")
-# NB: a *string*, exactly as awslambdaric (and therefore AWS) provides it.
-_MEMORY_SIZE = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
-_LOG_GROUP_NAME = os.environ.get("AWS_LAMBDA_LOG_GROUP_NAME")
-_LOG_STREAM_NAME = os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME")
+# Read from the environment by _load_environment() at main(), not at import:
+# the zygote (zygote.py) imports this module once for every instance, before
+# any function's environment exists.
+_FUNCTION_NAME = _FUNCTION_VERSION = _LOG_GROUP_NAME = _LOG_STREAM_NAME = None
+_MEMORY_SIZE = None  # NB: a *string*, exactly as awslambdaric (and AWS) provides it.
 
 _W3C_ALLOWED_FIELDS = ("traceparent", "tracestate", "baggage")
 _monotonic = time.monotonic
@@ -592,7 +591,7 @@ _DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
 _TEXT_LOG_FORMAT = (
     "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n"
 )
-_LOG_FORMAT_JSON = (os.environ.get("AWS_LAMBDA_LOG_FORMAT") or "").upper() == "JSON"
+_LOG_FORMAT_JSON = False  # _load_environment()
 
 # Record attributes that are not copied into JSON log lines as "extra" fields.
 _RESERVED_LOG_FIELDS = frozenset((
@@ -818,6 +817,11 @@ def _configure_streams():
             pass
 
 
+def _script_dir():
+    """The runtime's directory as started (a zygote loaded this module from the host's)."""
+    return os.path.dirname(os.path.abspath(sys.argv[0])) if sys.argv and sys.argv[0] else None
+
+
 def _fatal(message):
     _write_stderr("[ERROR] ignis python runtime: %s\n" % message)
     _flush_output()
@@ -829,8 +833,31 @@ def _fatal(message):
 # ---------------------------------------------------------------------------
 
 
+def _load_environment():
+    global _FUNCTION_NAME, _FUNCTION_VERSION, _MEMORY_SIZE, _LOG_GROUP_NAME
+    global _LOG_STREAM_NAME, _LOG_FORMAT_JSON
+    env = os.environ
+    _FUNCTION_NAME = env.get("AWS_LAMBDA_FUNCTION_NAME")
+    _FUNCTION_VERSION = env.get("AWS_LAMBDA_FUNCTION_VERSION")
+    _MEMORY_SIZE = env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+    _LOG_GROUP_NAME = env.get("AWS_LAMBDA_LOG_GROUP_NAME")
+    _LOG_STREAM_NAME = env.get("AWS_LAMBDA_LOG_STREAM_NAME")
+    _LOG_FORMAT_JSON = (env.get("AWS_LAMBDA_LOG_FORMAT") or "").upper() == "JSON"
+
+
+def preload():
+    """What main() would import lazily, for the zygote to load once."""
+    try:
+        import pycurl  # noqa: F401
+    except ImportError:
+        import http.client  # noqa: F401
+    import importlib  # noqa: F401
+
+
 def main():
     global _current_request_id, _current_tenant_id
+
+    _load_environment()
 
     _configure_streams()
 
@@ -850,7 +877,7 @@ def main():
 
     # sys.path[0] is the runtime's directory; the function code replaces it
     # (the runtime's own files are not importable by user code).
-    if sys.path and os.path.abspath(sys.path[0] or ".") == _RUNTIME_DIR:
+    if sys.path and os.path.abspath(sys.path[0] or ".") in (_RUNTIME_DIR, _script_dir()):
         sys.path[0] = task_root
     else:
         sys.path.insert(0, task_root)

@@ -953,6 +953,15 @@ int cgroup_attach_self(const struct cgroup *cg)
     return 0;
 }
 
+int cgroup_attach_fds(const struct cgroup *cg, int fds[3])
+{
+    int n = 0;
+    for (int i = 0; i < cg->nprocs && n < 3; i++)
+        if (cg->procs_fd[i] >= 0)
+            fds[n++] = cg->procs_fd[i];
+    return n;
+}
+
 void cgroup_attach_done(struct cgroup *cg)
 {
     for (int i = 0; i < cg->nprocs; i++)

@@ -88,6 +88,10 @@ int cgroup_create(struct cgroup_root *root, const char *id, const struct cgroup_
  * rather than run without limits.
  */
 int cgroup_attach_self(const struct cgroup *cg);
+/* The open fds cgroup_attach_self writes to (at most 3: one per v1 hierarchy), for a process
+ * that enters the group without this code (a sandbox child): writing "0" to each moves the
+ * writer. Valid until cgroup_attach_done. */
+int cgroup_attach_fds(const struct cgroup *cg, int fds[3]);
 /* In the parent, after fork: closes the fds the child used to attach (saves fds; optional). */
 void cgroup_attach_done(struct cgroup *cg);
 

@@ -102,6 +102,7 @@ struct pool_fn {
     unsigned tmp_mb;
     int host_network;
     char **argv, **envp;
+    char *zygote; /* pool_zygote name, or NULL */
     unsigned timeout_ms, memory_mb, max_instances;
     int retired;
     struct instance *idle; /* stack: most recently used first */
@@ -112,6 +113,16 @@ struct pool_fn {
     struct loop_timer *provision_timer; /* retry after a provisioned start failed */
     struct loop_timer *spawn_timer;     /* more cold starts, next loop turn */
     int spawning; /* in spawn_some: a done() callback that retires fn must not free it */
+};
+
+/* A zygote (src/exec/sandbox/zygote.c) that functions name in pool_fn_spec.zygote. */
+#define MAX_ZYGOTES 4
+#define ZYGOTE_RESTART_US (5 * 1000000LL)
+struct pool_zygote {
+    char name[32];
+    char **argv, **envp;
+    struct sbx_zygote *z;
+    int64_t started_us;
 };
 
 struct pool {
@@ -133,6 +144,8 @@ struct pool {
     struct scratch *scratch;        /* makes disk-backed /tmp filesystems, or NULL: tmpfs */
     struct prepared_set *tmp_set;   /* ready /tmp filesystems, by size in MB */
     struct prepared_set *net_set;   /* ready network namespaces with their listener */
+    struct pool_zygote zygotes[MAX_ZYGOTES]; /* pool_add_zygote */
+    int nzygotes;
     unsigned long long spawn_seq;
 };
 
@@ -767,6 +780,50 @@ static int launch_forked(struct instance *inst, char **envp, int out[2])
     return 0;
 }
 
+/* The named zygote if it is ready to fork; one that died is started again (not more
+ * often than every ZYGOTE_RESTART_US), and meanwhile instances start the slow way. */
+static struct sbx_zygote *zygote_ready(struct pool *pool, const char *name)
+{
+    for (int i = 0; i < pool->nzygotes; i++) {
+        struct pool_zygote *pz = &pool->zygotes[i];
+        if (strcmp(pz->name, name) != 0)
+            continue;
+        int ready = sbx_zygote_ready(pz->z);
+        if (ready > 0)
+            return pz->z;
+        if (ready < 0 && mono_us() - pz->started_us > ZYGOTE_RESTART_US) {
+            log_warn("zygote %s is gone; starting it again", name);
+            sbx_zygote_free(pz->z);
+            pz->z = sbx_zygote_start(pz->argv, pz->envp);
+            pz->started_us = mono_us();
+        }
+        return NULL;
+    }
+    return NULL;
+}
+
+int pool_add_zygote(struct pool *pool, const char *name, char *const argv[], char *const envp[])
+{
+    if (!pool->sandbox)
+        return -ENOTSUP;
+    if (pool->nzygotes == MAX_ZYGOTES || strlen(name) >= sizeof(pool->zygotes[0].name))
+        return -ENOSPC;
+    struct pool_zygote *pz = &pool->zygotes[pool->nzygotes];
+    snprintf(pz->name, sizeof(pz->name), "%s", name);
+    pz->argv = strv_dup(argv, 0);
+    pz->envp = strv_dup(envp, 0);
+    pz->z = pz->argv && pz->envp ? sbx_zygote_start(pz->argv, pz->envp) : NULL;
+    pz->started_us = mono_us();
+    if (!pz->z) {
+        int e = errno ? -errno : -ENOMEM;
+        strv_free(pz->argv);
+        strv_free(pz->envp);
+        return e;
+    }
+    pool->nzygotes++;
+    return 0;
+}
+
 /* Starts the process in its own sandbox (src/exec/sandbox): the Runtime API
  * listener comes back from inside its network namespace. An exec failure is
  * known at once: *exec_errno says why and nothing is left running. */
@@ -796,14 +853,22 @@ static int launch_sandboxed(struct instance *inst, char **envp, int out[2], int 
         .host_network = fn->host_network,
         .netns_fd = net.fd[0],
         .stdout_fd = out[1],
-        .cg = inst->cg,
         /* without a cgroup, what rlimits can do */
         .rlimit_data = inst->cg ? 0 : (uint64_t)fn->memory_mb << 20,
         .rlimit_nproc = inst->cg ? 0 : CGROUP_DEFAULT_PIDS_MAX,
     };
-    struct sbx_child child;
+    if (inst->cg)
+        spec.ncg_fds = cgroup_attach_fds(inst->cg, spec.cg_fds);
+    struct sbx_child child = {.pid = -1, .pidfd = -1, .api_listen_fd = -1};
     char err[256];
-    rc = sbx_spawn(&spec, &child, err, sizeof(err));
+    struct sbx_zygote *z = fn->zygote ? zygote_ready(pool, fn->zygote) : NULL;
+    rc = z ? sbx_zygote_spawn(z, &spec, &child, err, sizeof(err)) : -EAGAIN;
+    if (rc < 0 && child.failed_step == SBX_STEP_NONE) {
+        if (z)
+            log_warn("zygote %s: %s; starting %s the slow way", fn->zygote, err, fn->name);
+        rc = sbx_spawn(&spec, &child, err, sizeof(err));
+    }
+
     prepared_close(&tmp); /* the instance's namespaces hold them now */
     if (net.fd[0] >= 0) {
         close(net.fd[0]);
@@ -1220,6 +1285,7 @@ struct pool_fn *pool_fn_new(struct pool *pool, const struct pool_fn_spec *spec)
         prepared_want(pool->tmp_set, fn->tmp_mb ? fn->tmp_mb : SBX_DEFAULT_TMP_MB);
     fn->host_network = spec->host_network;
     fn->argv = strv_dup(spec->argv, 0);
+    fn->zygote = spec->zygote ? strdup(spec->zygote) : NULL;
     fn->envp = strv_dup(spec->envp, 0);
     fn->timeout_ms = spec->timeout_ms;
     fn->memory_mb = spec->memory_mb;
@@ -1243,6 +1309,7 @@ static void fn_maybe_free(struct pool_fn *fn)
     free(fn->code_dir);
     free(fn->runtime_dir);
     strv_free(fn->argv);
+    free(fn->zygote);
     strv_free(fn->envp);
     free(fn);
 }
@@ -1457,6 +1524,11 @@ void pool_free(struct pool *pool)
     }
     if (pool->sweep_timer)
         loop_timer_cancel(pool->loop, pool->sweep_timer);
+    for (int i = 0; i < pool->nzygotes; i++) {
+        sbx_zygote_free(pool->zygotes[i].z);
+        strv_free(pool->zygotes[i].argv);
+        strv_free(pool->zygotes[i].envp);
+    }
     http_server_free(pool->rt);
     prepared_free(pool->tmp_set);
     prepared_free(pool->net_set);

@@ -41,6 +41,8 @@ struct pool_fn_spec {
     unsigned timeout_ms;
     unsigned memory_mb;
     unsigned max_instances; /* 0: pool default */
+    const char *zygote;     /* sandbox: start instances by forking this zygote (pool_add_zygote)
+                               when it is ready, argv then only says what it would run */
 };
 
 enum invocation_outcome {
@@ -88,6 +90,11 @@ int pool_sandboxed(const struct pool *pool);
  * dir: without those, /tmp is a tmpfs and the pool says so). wq must outlive the pool's use
  * of it: free the pool after workq_free and loop_run_posted. */
 void pool_prepare_ahead(struct pool *pool, struct workq *wq);
+/* Sandboxed pools: starts argv as a zygote named name (src/exec/sandbox/zygote.c: a program
+ * that did its slow start-up once and forks a sandboxed copy of itself per instance), for
+ * functions whose spec names it. It starts in the background; until it is ready (or while a
+ * dead one restarts) instances start the usual way. -ENOTSUP without the sandbox. */
+int pool_add_zygote(struct pool *pool, const char *name, char *const argv[], char *const envp[]);
 /* Kills every instance and answers every waiting invocation with an error. */
 void pool_free(struct pool *pool);
 /* The Runtime API's port for an instance is opened by the pool. */

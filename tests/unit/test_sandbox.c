@@ -495,7 +495,7 @@ static void test_cgroup_namespace(void **state)
     char *const argv[] = {"/bin/sh", "-c", "cat /proc/self/cgroup", NULL};
     struct sbx_spec s;
     default_spec(&s, argv);
-    s.cg = cg;
+    s.ncg_fds = cgroup_attach_fds(cg, s.cg_fds);
     assert_int_equal(run_spec(&s, out, sizeof(out), NULL), 0);
     print_message("%s", out);
     expect_in(out, "memory:/\n"); /* the instance's group is the namespace's root */
@@ -597,7 +597,7 @@ static void test_spawn_cost(void **state)
             snprintf(id, sizeof(id), "b%d", i);
             struct cgroup_limits lim = {.memory_bytes = 128ull << 20};
             assert_int_equal(cgroup_create(root, id, &lim, &cg), 0);
-            s.cg = cg;
+            s.ncg_fds = cgroup_attach_fds(cg, s.cg_fds);
             t[i] = sandbox_spawn_us(&s);
             cgroup_attach_done(cg);
             cgroup_destroy(cg);

@@ -323,6 +323,25 @@ fail:
     return NULL;
 }
 
+struct sbx_root *sbx_root_attach(const char *dir, uid_t uid, gid_t gid, int userns)
+{
+    struct sbx_root *root = calloc(1, sizeof(*root));
+    if (!root || dir[0] != '/' || strlen(dir) >= sizeof(root->dir) - 64) {
+        free(root);
+        return NULL;
+    }
+    snprintf(root->dir, sizeof(root->dir), "%s", dir);
+    root->uid = uid;
+    root->gid = gid;
+    root->userns = userns;
+    return root;
+}
+
+const char *sbx_root_dir(const struct sbx_root *root)
+{
+    return root->dir;
+}
+
 void sbx_root_free(struct sbx_root *root)
 {
     if (!root)

@@ -12,7 +12,6 @@
  */
 #include "exec/sandbox/sandbox.h"
 #include "exec/sandbox/sandbox_internal.h"
-#include "exec/cgroup.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,18 +24,14 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <linux/prctl.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #define SBX_HOSTNAME "sandbox"
-
-struct sbx_report {
-    int step;  /* enum sbx_step */
-    int err;   /* positive errno */
-    int mount; /* index of the failed mount op */
-};
 
 /* The child shares the caller's memory until it execs (CLONE_VM | CLONE_VFORK, as
  * posix_spawn does) and runs on a stack of its own: no page tables to copy and no
@@ -51,6 +46,13 @@ struct child_ctx {
     const struct sbx_mount_plan *plan;
     const struct sock_fprog *filter;
     int devnull, report_fd, sock_fd;
+    int zygote; /* sbx_fork: keep signal dispositions, return instead of exec */
+    /* sbx_fork: argv and envp as one NUL-separated block each, shown as the child's
+     * /proc/PID/cmdline and environ, as if it had exec'd them */
+    const char *args, *env;
+    size_t args_len, env_len;
+    struct prctl_mm_map mm; /* the caller's layout, from /proc/self/stat */
+    int mm_known;
 };
 
 static const char *const step_names[] = {
@@ -113,21 +115,86 @@ static void set_sigmask(uint64_t mask)
     syscall(SYS_rt_sigprocmask, SIG_SETMASK, &mask, NULL, sizeof(mask));
 }
 
-static int child_main(void *arg)
+/* A forked child's command line and environment, as /proc shows them (tools and tests find
+ * instances by their environment): the kernel takes them from the addresses in the mm map.
+ * PR_SET_MM_MAP needs no privilege when the executable stays; best effort. */
+static void child_show_exec(const struct child_ctx *c)
 {
-    const struct child_ctx *c = arg;
+    if (!c->args || !c->env || !c->mm_known)
+        return;
+    struct prctl_mm_map m = c->mm;
+    m.brk = (uint64_t)syscall(SYS_brk, 0);
+    m.arg_start = (uint64_t)(uintptr_t)c->args;
+    m.arg_end = m.arg_start + c->args_len;
+    m.env_start = (uint64_t)(uintptr_t)c->env;
+    m.env_end = m.env_start + c->env_len;
+    prctl(PR_SET_MM, PR_SET_MM_MAP, (unsigned long)&m, sizeof(m), 0);
+}
+
+/* The memory layout fields of /proc/self/stat (proc(5): 26-28 and 45-51). */
+static int read_mm_layout(struct prctl_mm_map *m)
+{
+    char st[2048];
+    int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    ssize_t n = read(fd, st, sizeof(st) - 1);
+    close(fd);
+    if (n <= 0)
+        return -EIO;
+    st[n] = 0;
+    char *p = strrchr(st, ')');
+    if (!p)
+        return -EIO;
+    unsigned long long v[53] = {0};
+    char *end = p + 1;
+    for (int field = 3; field < 53; field++) { /* field 3 follows the ")" */
+        while (*end == ' ')
+            end++;
+        if (!*end)
+            return -EIO;
+        if (field == 3) { /* the state letter */
+            end++;
+            continue;
+        }
+        v[field] = strtoull(end, &end, 10);
+    }
+    *m = (struct prctl_mm_map){
+        .start_code = v[26],
+        .end_code = v[27],
+        .start_stack = v[28],
+        .start_data = v[45],
+        .end_data = v[46],
+        .start_brk = v[47],
+        .arg_start = v[48],
+        .arg_end = v[49],
+        .env_start = v[50],
+        .env_end = v[51],
+        .exe_fd = (uint32_t)-1, /* keep the executable */
+    };
+    return 0;
+}
+
+/* Everything but the exec: on failure reports and exits. */
+static void child_setup(const struct child_ctx *c)
+{
     const struct sbx_spec *s = c->spec;
     int rc, idx = -1;
+    if (c->zygote)
+        child_show_exec(c);
 
-    struct kernel_sigaction dfl = {.handler = SIG_DFL};
-    for (int sig = 1; sig <= 64; sig++) /* fails harmlessly for KILL and STOP */
-        syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof(dfl.mask));
+    if (!c->zygote) {
+        struct kernel_sigaction dfl = {.handler = SIG_DFL};
+        for (int sig = 1; sig <= 64; sig++) /* fails harmlessly for KILL and STOP */
+            syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof(dfl.mask));
+    }
     setpgid(0, 0);
     if (s->root->userns && (rc = sbx_userns_map(s->uid, s->gid)) < 0)
         child_fail(c, SBX_STEP_USERNS, rc, idx);
 
-    if (s->cg && (rc = cgroup_attach_self(s->cg)) < 0)
-        child_fail(c, SBX_STEP_CGROUP, rc, idx);
+    for (int i = 0; i < s->ncg_fds; i++)
+        if (write(s->cg_fds[i], "0", 1) < 0)
+            child_fail(c, SBX_STEP_CGROUP, -errno, idx);
     if (unshare(CLONE_NEWCGROUP) < 0) /* after the attach: its root is the instance's group */
         child_fail(c, SBX_STEP_CGROUPNS, -errno, idx);
 
@@ -169,14 +236,49 @@ static int child_main(void *arg)
         child_fail(c, SBX_STEP_NNP, rc, idx);
     if ((rc = sbx_seccomp_load(c->filter)) < 0)
         child_fail(c, SBX_STEP_SECCOMP, rc, idx);
+}
 
+static int child_main(void *arg)
+{
+    const struct child_ctx *c = arg;
+    child_setup(c);
     close_range(3, ~0U, CLOSE_RANGE_CLOEXEC); /* whatever the caller leaked */
     set_sigmask(0);
-    execve(s->argv[0], s->argv, s->envp);
-    child_fail(c, SBX_STEP_EXEC, -errno, idx);
+    execve(c->spec->argv[0], c->spec->argv, c->spec->envp);
+    child_fail(c, SBX_STEP_EXEC, -errno, -1);
 }
 
 /*=== Parent ===*/
+
+static void describe_report(const struct sbx_spec *spec, const struct sbx_mount_plan *plan,
+                            const struct sbx_report *r, char *err, size_t errlen)
+{
+    int e = r->err > 0 ? r->err : EIO;
+    if (r->step == SBX_STEP_MOUNT) {
+        char what[PATH_MAX + 64];
+        sbx_mount_describe(plan, r->mount, what, sizeof(what));
+        snprintf(err, errlen, "%s: %s", what, strerror(e));
+    } else if (r->step == SBX_STEP_EXEC || r->step == SBX_STEP_CHDIR)
+        snprintf(err, errlen, "%s %s: %s", sbx_step_name(r->step),
+                 r->step == SBX_STEP_EXEC ? spec->argv[0]
+                 : spec->cwd              ? spec->cwd
+                                          : "/var/task",
+                 strerror(e));
+    else
+        snprintf(err, errlen, "%s: %s", sbx_step_name(r->step), strerror(e));
+}
+
+void sbx_describe_report(const struct sbx_spec *spec, const struct sbx_report *r, char *err,
+                         size_t errlen)
+{
+    struct sbx_mount_plan *plan = calloc(1, sizeof(*plan));
+    if (plan && sbx_mount_plan_build(plan, spec, err, errlen) == 0)
+        describe_report(spec, plan, r, err, errlen);
+    else
+        snprintf(err, errlen, "%s: %s", sbx_step_name(r->step),
+                 strerror(r->err > 0 ? r->err : EIO));
+    free(plan);
+}
 
 static int check_spec(const struct sbx_spec *s, char *err, size_t errlen)
 {
@@ -278,18 +380,7 @@ int sbx_spawn(const struct sbx_spec *spec, struct sbx_child *out, char *err, siz
     if (got == sizeof(r)) {
         rc = r.err > 0 ? -r.err : -EIO;
         out->failed_step = r.step;
-        if (r.step == SBX_STEP_MOUNT) {
-            char what[PATH_MAX + 64];
-            sbx_mount_describe(plan, r.mount, what, sizeof(what));
-            snprintf(err, errlen, "%s: %s", what, strerror(-rc));
-        } else if (r.step == SBX_STEP_EXEC || r.step == SBX_STEP_CHDIR)
-            snprintf(err, errlen, "%s %s: %s", sbx_step_name(r.step),
-                     r.step == SBX_STEP_EXEC ? spec->argv[0]
-                     : spec->cwd             ? spec->cwd
-                                             : "/var/task",
-                     strerror(-rc));
-        else
-            snprintf(err, errlen, "%s: %s", sbx_step_name(r.step), strerror(-rc));
+        describe_report(spec, plan, &r, err, errlen);
         goto reap;
     }
     if (got != 0) {
@@ -332,6 +423,94 @@ out:
         munmap(stack, CHILD_STACK_SIZE);
     free(plan);
     return rc;
+}
+
+/* struct clone_args of clone3 (linux/sched.h, not in glibc's headers). */
+struct clone3_args {
+    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
+    uint64_t set_tid, set_tid_size, cgroup;
+};
+
+/* "a\0b\0" for {"a", "b"}; NULL if out of memory. */
+static char *join_strv(char *const *v, size_t *len)
+{
+    size_t n = 0;
+    for (size_t i = 0; v && v[i]; i++)
+        n += strlen(v[i]) + 1;
+    char *out = malloc(n ? n : 1), *p = out;
+    for (size_t i = 0; out && v && v[i]; i++) {
+        size_t k = strlen(v[i]) + 1;
+        memcpy(p, v[i], k);
+        p += k;
+    }
+    *len = out ? n : 0;
+    return out;
+}
+
+int sbx_fork(const struct sbx_spec *spec, int report_fd, int api_sock_fd, int *pidfd, char *err,
+             size_t errlen)
+{
+    *pidfd = -1;
+    int rc = check_spec(spec, err, errlen), devnull = -1;
+    if (rc < 0)
+        return rc;
+    int own_netns = !spec->host_network && spec->netns_fd <= 0;
+    const struct sock_fprog *filter = sbx_seccomp_filter(&rc);
+    if (!filter) {
+        snprintf(err, errlen, "seccomp filter: %s", strerror(-rc));
+        return rc;
+    }
+    struct sbx_mount_plan *plan = calloc(1, sizeof(*plan));
+    if (!plan) {
+        snprintf(err, errlen, "%s", strerror(ENOMEM));
+        return -ENOMEM;
+    }
+    rc = sbx_mount_plan_build(plan, spec, err, errlen);
+    if (rc == 0 && (devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "/dev/null: %s", strerror(-rc));
+    }
+    if (rc < 0) {
+        free(plan);
+        return rc;
+    }
+    struct child_ctx ctx = {.spec = spec,
+                            .plan = plan,
+                            .filter = filter,
+                            .devnull = devnull,
+                            .report_fd = report_fd,
+                            .sock_fd = api_sock_fd,
+                            .zygote = 1};
+    /* kept by the child for its life (what /proc shows); the parent frees its copy */
+    char *shown_args = join_strv(spec->argv, &ctx.args_len);
+    char *shown_env = join_strv(spec->envp, &ctx.env_len);
+    ctx.args = shown_args;
+    ctx.env = shown_env;
+    ctx.mm_known = read_mm_layout(&ctx.mm) == 0;
+    int fd = -1;
+    struct clone3_args args = {
+        .flags = (spec->root->userns ? CLONE_NEWUSER : 0) | CLONE_PARENT | CLONE_PIDFD |
+                 CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS |
+                 (own_netns ? CLONE_NEWNET : 0),
+        .pidfd = (uint64_t)(uintptr_t)&fd,
+    };
+    long pid = syscall(SYS_clone3, &args, sizeof(args));
+    if (pid == 0) {
+        child_setup(&ctx);
+        close_range(3, ~0U, 0); /* the report fd with the rest: the setup is done */
+        return 0;
+    }
+    int clone_errno = errno;
+    close(devnull);
+    free(plan);
+    free(shown_args);
+    free(shown_env);
+    if (pid < 0) {
+        snprintf(err, errlen, "clone3: %s", strerror(clone_errno));
+        return -clone_errno;
+    }
+    *pidfd = fd;
+    return (int)pid;
 }
 
 static int in_userns; /* sbx_isolate_mounts made a user namespace */

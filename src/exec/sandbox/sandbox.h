@@ -26,18 +26,18 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-struct cgroup;
 struct sbx_root;
 
 #define SBX_API_PORT 9001      /* the listener inside the sandbox: 127.0.0.1:9001 */
 #define SBX_DEFAULT_TMP_MB 512 /* tmp_mb 0 */
 #define SBX_NOFILE 1024        /* RLIMIT_NOFILE, soft and hard */
+#define SBX_MAX_CG_FDS 3       /* one per cgroup v1 hierarchy */
 
 /* What the child was doing when setup failed (sbx_child.failed_step). */
 enum sbx_step {
     SBX_STEP_NONE = 0,
     SBX_STEP_USERNS,   /* map uid/gid in the sandbox's own user namespace (rootless) */
-    SBX_STEP_CGROUP,   /* cgroup_attach_self */
+    SBX_STEP_CGROUP,   /* enter the cgroup (sbx_spec.cg_fds) */
     SBX_STEP_CGROUPNS, /* unshare(CLONE_NEWCGROUP) once inside the instance's group */
     SBX_STEP_STDIO,
     SBX_STEP_HOSTNAME,
@@ -69,15 +69,17 @@ struct sbx_spec {
     unsigned tmp_mb;             /* size of that tmpfs; 0: SBX_DEFAULT_TMP_MB */
     uid_t uid;                   /* the program's uid and gid: the root's (its passwd names them) */
     gid_t gid;
-    int host_network;        /* 1: share the caller's network namespace */
-    int netns_fd;            /* > 0: join this network namespace from sbx_netns_prepare, whose
-                                listener the caller keeps, instead of making one (saves about
-                                1 ms); 0 or -1: a new one */
-    int stdout_fd;           /* becomes fds 1 and 2 (stdin is /dev/null); -1: inherit; not 0 */
-    const struct cgroup *cg; /* entered before anything else; NULL: none. The caller still
-                                calls cgroup_attach_done() after sbx_spawn returns. */
-    uint64_t rlimit_data;    /* RLIMIT_DATA in bytes (a memory limit without cgroups); 0: none */
-    unsigned rlimit_nproc;   /* RLIMIT_NPROC (a process limit without cgroups); 0: none */
+    int host_network;           /* 1: share the caller's network namespace */
+    int netns_fd;               /* > 0: join this network namespace from sbx_netns_prepare, whose
+                                   listener the caller keeps, instead of making one (saves about
+                                   1 ms); 0 or -1: a new one */
+    int stdout_fd;              /* becomes fds 1 and 2 (stdin is /dev/null); -1: inherit; not 0 */
+    int cg_fds[SBX_MAX_CG_FDS]; /* the cgroup entered before anything else: fds that move
+                                   the writer of "0" there (cgroup_attach_fds; the caller
+                                   still calls cgroup_attach_done after), ncg_fds of them */
+    int ncg_fds;
+    uint64_t rlimit_data;  /* RLIMIT_DATA in bytes (a memory limit without cgroups); 0: none */
+    unsigned rlimit_nproc; /* RLIMIT_NPROC (a process limit without cgroups); 0: none */
 };
 
 struct sbx_child {
@@ -94,9 +96,61 @@ struct sbx_child {
  * set when the child got that far, and a lowercase message in err ("bind /tmp/x at /var/task
  * read-only: No such file or directory", "execve /var/runtime/bootstrap: ..."). Nothing of
  * spec is kept. Blocks the calling thread for the setup (about 1-2 ms); thread-safe except
- * that spec->cg must not be used concurrently.
+ * that the cgroup's fds must not be used concurrently.
  */
 int sbx_spawn(const struct sbx_spec *spec, struct sbx_child *out, char *err, size_t errlen);
+
+/*
+ * For zygotes (a process that did its slow start-up once, e.g. an interpreter with its
+ * runtime loaded, and forks a sandboxed copy of itself per instance): sbx_spawn without the
+ * exec. The child is a copy of the caller, made a child of the caller's parent
+ * (CLONE_PARENT: whoever asked the zygote reaps it), that applies the same sandbox, closes
+ * every fd above 2 (report_fd included: EOF there means the setup is done) and returns 0 into
+ * the caller's code; signal dispositions are kept (an interpreter's own). The caller gets
+ * the child's pid (> 0) and *pidfd at once, without waiting for the setup: the child reports
+ * a failure as sbx_spawn's does, {step, errno, mount op} (struct sbx_report) on report_fd,
+ * and sends a listener it made (no netns_fd) over api_sock_fd. -errno if the clone failed.
+ * spec->argv and envp are not used.
+ */
+struct sbx_report {
+    int step;  /* enum sbx_step */
+    int err;   /* positive errno */
+    int mount; /* index of the failed mount op */
+};
+int sbx_fork(const struct sbx_spec *spec, int report_fd, int api_sock_fd, int *pidfd, char *err,
+             size_t errlen);
+/* Describes a child's report as sbx_spawn's err does (plan rebuilt from spec). */
+void sbx_describe_report(const struct sbx_spec *spec, const struct sbx_report *r, char *err,
+                         size_t errlen);
+/* A root made elsewhere by sbx_root_new, as a zygote names it (nothing mounted; free() it). */
+struct sbx_root *sbx_root_attach(const char *dir, uid_t uid, gid_t gid, int userns);
+const char *sbx_root_dir(const struct sbx_root *root);
+
+/* The caller's end of a zygote (zygote.c). sbx_zygote_start runs argv (absolute path) with
+ * envp, stdin/stdout on /dev/null, stderr inherited and the control socket as fd 3, on which
+ * the program calls sbx_zygote_serve; it starts in the background and is ready once it
+ * serves (sbx_zygote_ready: a non-blocking check, 1 ready, 0 not yet, -1 dead). sbx_zygote_spawn is
+ * sbx_spawn through the zygote (same spec and results, argv/envp handed to the child, which
+ * is the caller's child): -EAGAIN when it is not ready; a zygote that fails to answer is
+ * dropped (ready stays 0). sbx_zygote_free closes the socket (the zygote exits) and reaps
+ * it. Single-threaded use. */
+struct sbx_zygote;
+struct sbx_zygote *sbx_zygote_start(char *const argv[], char *const envp[]);
+int sbx_zygote_ready(struct sbx_zygote *z);
+pid_t sbx_zygote_pid(const struct sbx_zygote *z);
+int sbx_zygote_spawn(struct sbx_zygote *z, const struct sbx_spec *spec, struct sbx_child *out,
+                     char *err, size_t errlen);
+void sbx_zygote_free(struct sbx_zygote *z);
+
+/* The zygote's end: serves requests on fd 3 until it closes (returns -1 in the zygote).
+ * Returns 0 in each sandboxed child, with the argv and envp it was given (malloc'd). The
+ * hooks run around each fork (an interpreter's own fork bookkeeping). */
+struct sbx_zygote_hooks {
+    void (*before_fork)(void);
+    void (*after_fork_parent)(void);
+    void (*after_fork_child)(void);
+};
+int sbx_zygote_serve(const struct sbx_zygote_hooks *hooks, char ***argv, char ***envp);
 
 enum sbx_support {
     SBX_SUPPORT_NONE = 0,  /* no sandbox possible */

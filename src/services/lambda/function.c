@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "core/util.h"
@@ -282,6 +283,51 @@ struct version_run *function_version_run(struct function *fn, const char *versio
     return NULL;
 }
 
+/* What every instance's environment starts with (and the Python zygote's). */
+static const char *const base_env[] = {"PATH=/usr/local/bin:/usr/bin:/bin:/opt/bin",
+                                       "LANG=en_US.UTF-8", "TZ=:UTC", NULL};
+
+/* Whether a function's own variables change how an interpreter starts (the zygote started
+ * without them), so that its instances must be exec'd. */
+static int env_shapes_startup(json_t *vars)
+{
+    static const char *const prefixes[] = {"PYTHON", "LC_", "LD_", NULL};
+    const char *key;
+    json_t *val;
+    json_object_foreach(vars, key, val)
+    {
+        if (strcmp(key, "LANG") == 0 || strcmp(key, "TZ") == 0)
+            return 1;
+        for (int i = 0; prefixes[i]; i++)
+            if (str_has_prefix(key, prefixes[i]))
+                return 1;
+    }
+    return 0;
+}
+
+/* Python instances start by forking a zygote (runtimes/python/zygote.py) that has the
+ * interpreter and the runtime loaded: a sandboxed pool only, when its extension is built,
+ * unless IGNIS_ZYGOTE=0. */
+void function_start_zygotes(struct lambda *l)
+{
+    const char *off = getenv("IGNIS_ZYGOTE");
+    if (!pool_sandboxed(l->pool) || (off && strcmp(off, "0") == 0))
+        return;
+    char script[4200], ext[4200];
+    snprintf(script, sizeof(script), "%s/python/zygote.py", l->cfg->runtime_dir);
+    snprintf(ext, sizeof(ext), "%s/python/_ignis_zygote.so", l->cfg->runtime_dir);
+    if (access(ext, R_OK) != 0) {
+        log_warn("no Python zygote (%s is not built): Python cold starts exec an interpreter", ext);
+        return;
+    }
+    char *const argv[] = {"/usr/bin/python3", "-S", script, NULL};
+    int rc = pool_add_zygote(l->pool, "python", argv, (char *const *)base_env);
+    if (rc < 0)
+        log_warn("cannot start the Python zygote: %s", strerror(-rc));
+    else
+        l->python_zygote = 1;
+}
+
 /* Builds the spec for one version (config + code) and starts a pool_fn. */
 static struct pool_fn *build_runner(struct lambda *l, struct function *fn, json_t *c,
                                     const char *code_hex, const char *version)
@@ -315,9 +361,8 @@ static struct pool_fn *build_runner(struct lambda *l, struct function *fn, json_
     }
     json_int_t memory = json_integer_value(json_object_get(c, "MemorySize"));
     json_int_t timeout = json_integer_value(json_object_get(c, "Timeout"));
-    strv_addf(&env, "PATH=/usr/local/bin:/usr/bin:/bin:/opt/bin");
-    strv_addf(&env, "LANG=en_US.UTF-8");
-    strv_addf(&env, "TZ=:UTC");
+    for (int i = 0; base_env[i]; i++)
+        strv_addf(&env, "%s", base_env[i]);
     strv_addf(&env, "LD_LIBRARY_PATH=%s/lib:/opt/lib", code_dir);
     strv_addf(&env, "LAMBDA_TASK_ROOT=%s", code_dir);
     strv_addf(&env, "LAMBDA_RUNTIME_DIR=%s", lang_dir);
@@ -361,6 +406,9 @@ static struct pool_fn *build_runner(struct lambda *l, struct function *fn, json_
         .memory_mb = (unsigned)memory,
         /* a reservation caps the function's instances too (0 never runs: throttled earlier) */
         .max_instances = fn->reserved_set && fn->reserved > 0 ? fn->reserved : 0,
+        .zygote = l->python_zygote && str_has_prefix(runtime, "python") && !env_shapes_startup(vars)
+                      ? "python"
+                      : NULL,
     };
     struct pool_fn *run = pool_fn_new(l->pool, &spec);
     strv_release(&argv);

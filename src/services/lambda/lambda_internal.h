@@ -79,6 +79,7 @@ struct lambda {
     unsigned unreserved_inflight;    /* in flight for functions without a reservation */
     struct lambda_call *calls;       /* every invocation in flight */
     struct lambda_async *async;      /* the event queue (async.c) */
+    int python_zygote;               /* the pool has a "python" zygote (function.c) */
 };
 
 /* One invocation handed to the pool, counted against its function's (or the
@@ -103,6 +104,7 @@ void function_arn(const struct lambda *l, const char *name, char *out, size_t si
  * it: without the State/LastUpdateStatus fields, which only Get returns. */
 json_t *listing_view(json_t *config);
 /* What the pool runs for fn's $LATEST (version NULL) or a published version. */
+void function_start_zygotes(struct lambda *l);
 struct pool_fn *function_runner(struct lambda *l, struct function *fn, const char *version);
 void function_reset_runner(struct function *fn);
 /* Retires the runners of $LATEST and of every version (after a change that
