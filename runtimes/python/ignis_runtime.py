@@ -817,6 +817,61 @@ def _configure_streams():
             pass
 
 
+class _EndpointFromEnvironment(object):
+    """Makes botocore clients honour AWS_ENDPOINT_URL(_<SERVICE>) where botocore predates
+    it (< 1.31, e.g. Debian 12's), so that `boto3.client("s3")` without arguments reaches
+    the Ignis that runs the function, as on Lambda it reaches AWS. A meta path finder that
+    acts once, when botocore.session is imported: nothing is imported ahead for functions
+    that never use boto3."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "botocore.session":
+            return None
+        sys.meta_path.remove(self)
+        import importlib.util
+        spec = importlib.util.find_spec(name)
+        loader = spec and spec.loader
+        if loader is None or not hasattr(loader, "exec_module"):
+            return spec
+        run = loader.exec_module
+
+        def exec_module(module):
+            run(module)
+            _patch_botocore_session(module)
+        loader.exec_module = exec_module
+        return spec
+
+
+def _patch_botocore_session(session_module):
+    import botocore
+    try:
+        if tuple(int(x) for x in botocore.__version__.split(".")[:2]) >= (1, 31):
+            return  # botocore reads AWS_ENDPOINT_URL itself
+    except ValueError:
+        return
+    create_client = session_module.Session.create_client
+
+    def create_client_with_endpoint(self, service_name, *args, **kwargs):
+        if len(args) < 5 and kwargs.get("endpoint_url") is None:  # endpoint_url is the 5th
+            env = os.environ
+            url = (env.get("AWS_ENDPOINT_URL_" + service_name.upper().replace("-", "_"))
+                   or env.get("AWS_ENDPOINT_URL"))
+            if url:
+                kwargs["endpoint_url"] = url
+        return create_client(self, service_name, *args, **kwargs)
+    session_module.Session.create_client = create_client_with_endpoint
+
+
+def _install_endpoint_hook():
+    if not os.environ.get("AWS_ENDPOINT_URL"):
+        return
+    module = sys.modules.get("botocore.session")
+    if module is not None:
+        _patch_botocore_session(module)
+    else:
+        sys.meta_path.insert(0, _EndpointFromEnvironment())
+
+
 def _script_dir():
     """The runtime's directory as started (a zygote loaded this module from the host's)."""
     return os.path.dirname(os.path.abspath(sys.argv[0])) if sys.argv and sys.argv[0] else None
@@ -882,6 +937,7 @@ def main():
     else:
         sys.path.insert(0, task_root)
     _setup_logging()
+    _install_endpoint_hook()
 
     # ---- init ----------------------------------------------------------
     try:

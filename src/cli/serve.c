@@ -161,6 +161,7 @@ int cmd_serve(int argc, char **argv)
         goto out;
     }
     int port = edge_socket_port(lfd);
+    cfg.listen_port = port; /* what functions are told to call (AWS_ENDPOINT_URL) */
     char cgname[32];
     snprintf(cgname, sizeof(cgname), "ignis-%d", port);
     wq = workq_new(loop, 2);
@@ -182,6 +183,7 @@ int cmd_serve(int argc, char **argv)
     lfd = -1; /* MHD owns it now */
     if (!edge || lambda_register(lambda, edge) < 0)
         goto out;
+    pool_set_endpoint(pool, (uint16_t)port, edge_take_connection, edge);
     if (logs_register(edge, logs, &cfg) < 0)
         goto out;
     if (!(apigw = apigw_new(loop, &cfg, db, lambda)) || apigw_register(apigw, edge) < 0)

@@ -19,6 +19,9 @@
 #include "core/util.h"
 #include "edge/sigv4.h"
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 #define MAX_ROUTES 16
 
 struct edge {
@@ -86,10 +89,65 @@ static size_t body_cap(struct http_req *req, void *arg)
     return 1024 * 1024;
 }
 
+/* Functions' credentials (edge_function_credentials) are derived from the root secret, so
+ * nothing about them is stored: a key of their form is valid with the secret only the
+ * daemon (and the function it was given to) can compute. */
+#define FN_KEY_PREFIX "ASIA"
+#define FN_KEY_LEN 20
+
+static void derive(const struct config *cfg, const char *purpose, const char *what,
+                   unsigned char mac[32])
+{
+    char msg[512];
+    int n = snprintf(msg, sizeof(msg), "ignis-%s:%s", purpose, what);
+    unsigned len = 32;
+    HMAC(EVP_sha256(), cfg->secret_key, (int)strlen(cfg->secret_key), (unsigned char *)msg,
+         (size_t)(n < (int)sizeof(msg) ? n : (int)sizeof(msg) - 1), mac, &len);
+}
+
+static void function_secret(const struct config *cfg, const char *key, char secret[41])
+{
+    unsigned char mac[32];
+    derive(cfg, "function-secret", key, mac);
+    EVP_EncodeBlock((unsigned char *)secret, mac, 30); /* 40 characters */
+    secret[40] = 0;
+}
+
+void edge_function_credentials(const struct config *cfg, const char *function,
+                               struct edge_credentials *out)
+{
+    static const char base32[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    unsigned char mac[32];
+    derive(cfg, "function-key", function, mac);
+    memcpy(out->access_key, FN_KEY_PREFIX, 4);
+    for (int i = 0; i < FN_KEY_LEN - 4; i++)
+        out->access_key[4 + i] = base32[mac[i] & 31];
+    out->access_key[FN_KEY_LEN] = 0;
+    function_secret(cfg, out->access_key, out->secret_key);
+    unsigned char token[32];
+    derive(cfg, "function-token", out->access_key, token);
+    EVP_EncodeBlock((unsigned char *)out->session_token, token, 30);
+    out->session_token[40] = 0;
+}
+
 static const char *secret_for(const char *access_key, void *arg)
 {
     const struct config *cfg = arg;
-    return strcmp(access_key, cfg->access_key) == 0 ? cfg->secret_key : NULL;
+    if (strcmp(access_key, cfg->access_key) == 0)
+        return cfg->secret_key;
+    static __thread char derived[41];
+    if (strlen(access_key) == FN_KEY_LEN && str_has_prefix(access_key, FN_KEY_PREFIX)) {
+        function_secret(cfg, access_key, derived);
+        return derived;
+    }
+    return NULL;
+}
+
+void edge_take_connection(int fd, const struct sockaddr *addr, socklen_t len, void *edge)
+{
+    struct edge *e = edge;
+    if (http_server_add_connection(e->http, fd, addr, len) < 0)
+        log_warn("edge: could not take a function's connection");
 }
 
 static void amz_time(time_t t, char out[17])

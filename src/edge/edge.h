@@ -12,6 +12,8 @@
 
 #include <stddef.h>
 
+#include <sys/socket.h>
+
 #include "core/config.h"
 #include "core/loop.h"
 #include "edge/aws_error.h"
@@ -55,6 +57,19 @@ enum sigv4_result edge_verify(const struct config *cfg, struct http_req *req,
                               struct sigv4_credential *cred);
 
 /* Opens a listening TCP socket on host:port (port 0: any). Returns fd or -errno. */
+/* Credentials a function is given (AWS_ACCESS_KEY_ID, ...) to call this daemon's APIs:
+ * derived from the root secret and the function's name, accepted by every signed route;
+ * nothing is stored, so they hold across restarts. */
+struct edge_credentials {
+    char access_key[21];
+    char secret_key[41];
+    char session_token[41];
+};
+void edge_function_credentials(const struct config *cfg, const char *function,
+                               struct edge_credentials *out);
+/* Serves a connection accepted elsewhere (a function's sandbox listener); takes fd. The
+ * signature fits pool_set_endpoint. */
+void edge_take_connection(int fd, const struct sockaddr *addr, socklen_t len, void *edge);
 int edge_listen(const char *host, int port);
 /* The port a socket is bound to. */
 int edge_socket_port(int fd);

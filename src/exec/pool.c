@@ -73,6 +73,7 @@ struct instance {
     enum instance_state state;
     pid_t pid;
     int pidfd, listen_fd, out_fd, status_fd;
+    int endpoint_fd; /* 127.0.0.1:<edge port> in its network namespace (pool_set_endpoint) */
     int conns[MAX_CONNS_PER_INSTANCE];
     struct http_req *next_req; /* parked GET /next */
     struct invocation *current;
@@ -146,6 +147,9 @@ struct pool {
     struct prepared_set *net_set;   /* ready network namespaces with their listener */
     struct pool_zygote zygotes[MAX_ZYGOTES]; /* pool_add_zygote */
     int nzygotes;
+    uint16_t endpoint_port; /* pool_set_endpoint */
+    pool_endpoint_cb endpoint_cb;
+    void *endpoint_arg;
     unsigned long long spawn_seq;
 };
 
@@ -576,6 +580,10 @@ static void instance_reap(struct instance *inst, int status)
         loop_del_fd(pool->loop, inst->listen_fd);
         close(inst->listen_fd);
     }
+    if (inst->endpoint_fd >= 0) {
+        loop_del_fd(pool->loop, inst->endpoint_fd);
+        close(inst->endpoint_fd);
+    }
     if (inst->out_fd >= 0) {
         loop_del_fd(pool->loop, inst->out_fd);
         close(inst->out_fd);
@@ -624,6 +632,29 @@ static void instance_kill(struct instance *inst)
     kill(inst->pid, SIGKILL);
     if (inst->cg)
         cgroup_kill(inst->cg); /* also what left the process group */
+}
+
+/* A function calling this daemon's AWS APIs from inside its sandbox. */
+static void on_endpoint_accept(struct loop *loop, int fd, uint32_t events, void *arg)
+{
+    (void)loop;
+    (void)events;
+    struct pool *pool = arg;
+    for (;;) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        int c = accept4(fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (c < 0)
+            return;
+        pool->endpoint_cb(c, (struct sockaddr *)&ss, len, pool->endpoint_arg);
+    }
+}
+
+void pool_set_endpoint(struct pool *pool, uint16_t port, pool_endpoint_cb cb, void *arg)
+{
+    pool->endpoint_port = port;
+    pool->endpoint_cb = cb;
+    pool->endpoint_arg = arg;
 }
 
 static void on_accept(struct loop *loop, int fd, uint32_t events, void *arg)
@@ -888,6 +919,12 @@ static int launch_sandboxed(struct instance *inst, char **envp, int out[2], int 
     inst->pidfd = child.pidfd;
     if (child.api_listen_fd >= 0) /* else: host network, the listener spawn() opened */
         inst->listen_fd = child.api_listen_fd;
+    if (pool->endpoint_cb && !fn->host_network) {
+        inst->endpoint_fd = sbx_netns_listen(child.pidfd, pool->endpoint_port);
+        if (inst->endpoint_fd < 0)
+            log_warn("an instance of %s cannot reach the AWS endpoint: %s", fn->name,
+                     strerror(-inst->endpoint_fd));
+    }
     return 0;
 }
 
@@ -900,7 +937,7 @@ static int spawn(struct pool_fn *fn, int provisioned, int *exec_errno)
     inst->pool = pool;
     inst->fn = fn;
     inst->provisioned = provisioned;
-    inst->pidfd = inst->listen_fd = inst->out_fd = inst->status_fd = -1;
+    inst->pidfd = inst->listen_fd = inst->out_fd = inst->status_fd = inst->endpoint_fd = -1;
     for (int i = 0; i < MAX_CONNS_PER_INSTANCE; i++)
         inst->conns[i] = -1;
     int out[2] = {-1, -1}, port = 9001, rc;
@@ -977,6 +1014,8 @@ static int spawn(struct pool_fn *fn, int provisioned, int *exec_errno)
     inst->log = logstore_stream(pool->logs, fn->log_group, inst->stream_name);
     loop_add_fd(pool->loop, inst->pidfd, EPOLLIN, on_pidfd, inst);
     loop_add_fd(pool->loop, inst->listen_fd, EPOLLIN, on_accept, inst);
+    if (inst->endpoint_fd >= 0)
+        loop_add_fd(pool->loop, inst->endpoint_fd, EPOLLIN, on_endpoint_accept, pool);
     loop_add_fd(pool->loop, inst->out_fd, EPOLLIN, on_output, inst);
     inst->init_timer = loop_timer_add(pool->loop, INIT_TIMEOUT_MS, on_init_timeout, inst);
     inst->state = INST_STARTING; /* counted below */
@@ -997,6 +1036,8 @@ error:
             close(out[i]);
     if (inst->listen_fd >= 0)
         close(inst->listen_fd);
+    if (inst->endpoint_fd >= 0)
+        close(inst->endpoint_fd);
     if (inst->pidfd >= 0)
         close(inst->pidfd);
     cgroup_destroy(inst->cg);

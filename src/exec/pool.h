@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "core/buf.h"
 #include "core/loop.h"
@@ -90,6 +91,12 @@ int pool_sandboxed(const struct pool *pool);
  * dir: without those, /tmp is a tmpfs and the pool says so). wq must outlive the pool's use
  * of it: free the pool after workq_free and loop_run_posted. */
 void pool_prepare_ahead(struct pool *pool, struct workq *wq);
+/* Sandboxed instances without the host's network reach this daemon's AWS APIs at
+ * 127.0.0.1:port inside their own network namespace: each connection made there is handed
+ * to cb (which takes the fd). Set once, before instances start. */
+typedef void (*pool_endpoint_cb)(int fd, const struct sockaddr *addr, socklen_t len, void *arg);
+void pool_set_endpoint(struct pool *pool, uint16_t port, pool_endpoint_cb cb, void *arg);
+
 /* Sandboxed pools: starts argv as a zygote named name (src/exec/sandbox/zygote.c: a program
  * that did its slow start-up once and forks a sandboxed copy of itself per instance), for
  * functions whose spec names it. It starts in the background; until it is ready (or while a

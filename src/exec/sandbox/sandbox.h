@@ -182,6 +182,11 @@ void sbx_root_free(struct sbx_root *root);
  * alive. Thread-safe. Returns 0 or -errno. */
 int sbx_netns_prepare(int *ns_fd, int *listen_fd);
 
+/* A listener (O_CLOEXEC|O_NONBLOCK) on 127.0.0.1:port inside the network namespace ns (a
+ * namespace fd, or a sandboxed child's pidfd), made without leaving the calling thread in it:
+ * how a caller offers a sandbox more services than the Runtime API. Returns it or -errno. */
+int sbx_netns_listen(int ns, uint16_t port);
+
 /* What this host allows, with a one-line description in desc. Forks once (call it at startup,
  * not on a hot path). Returns an enum sbx_support. */
 int sbx_probe(char *desc, size_t size);

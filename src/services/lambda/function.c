@@ -328,6 +328,16 @@ void function_start_zygotes(struct lambda *l)
         l->python_zygote = 1;
 }
 
+/* Where a function on this host reaches the daemon: the listening address, or loopback
+ * for a wildcard one. */
+static const char *endpoint_host(const char *listen_host)
+{
+    if (!*listen_host || strcmp(listen_host, "0.0.0.0") == 0 || strcmp(listen_host, "::") == 0 ||
+        strcmp(listen_host, "localhost") == 0)
+        return "127.0.0.1";
+    return listen_host;
+}
+
 /* Builds the spec for one version (config + code) and starts a pool_fn. */
 static struct pool_fn *build_runner(struct lambda *l, struct function *fn, json_t *c,
                                     const char *code_hex, const char *version)
@@ -384,7 +394,19 @@ static struct pool_fn *build_runner(struct lambda *l, struct function *fn, json_
         if (lvl)
             strv_addf(&env, "AWS_LAMBDA_LOG_LEVEL=%s", lvl);
     }
+    /* Credentials and an endpoint so that SDK clients made without arguments reach this
+     * daemon, as on Lambda they reach AWS (Debian's boto3 predates AWS_ENDPOINT_URL: the
+     * Python runtime applies it). Inside the sandbox the daemon listens on its own port at
+     * 127.0.0.1 (pool_set_endpoint); otherwise that is where it listens on the host. */
+    struct edge_credentials cred;
+    edge_function_credentials(l->cfg, fn->name, &cred);
+    strv_addf(&env, "AWS_ACCESS_KEY_ID=%s", cred.access_key);
+    strv_addf(&env, "AWS_SECRET_ACCESS_KEY=%s", cred.secret_key);
+    strv_addf(&env, "AWS_SESSION_TOKEN=%s", cred.session_token);
     json_t *vars = json_object_get(json_object_get(c, "Environment"), "Variables");
+    if (!json_object_get(vars, "AWS_ENDPOINT_URL")) /* the function's own wins */
+        strv_addf(&env, "AWS_ENDPOINT_URL=http://%s:%d", endpoint_host(l->cfg->listen_host),
+                  l->cfg->listen_port);
     const char *key;
     json_t *val;
     json_object_foreach(vars, key, val) strv_addf(&env, "%s=%s", key, json_string_value(val));
