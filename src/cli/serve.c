@@ -45,6 +45,16 @@ static void flush_logs(struct loop *loop, void *arg)
     logstore_flush(arg);
 }
 
+/* Retention and the log store's bound: a sweep every minute (or a quarter of a shortened
+ * retention day, for tests). */
+static void sweep_logs(struct loop *loop, void *arg)
+{
+    struct logstore *logs = arg;
+    logstore_expire(logs);
+    int64_t period = logstore_day_ms(logs) / 4;
+    loop_timer_add(loop, period < 200 ? 200 : period > 60000 ? 60000 : period, sweep_logs, logs);
+}
+
 static void raise_fd_limit(void)
 {
     struct rlimit rl;
@@ -190,6 +200,7 @@ int cmd_serve(int argc, char **argv)
         goto out;
     loop_add_fd(loop, sigfd, EPOLLIN, on_signal, NULL);
     loop_add_before_sleep(loop, flush_logs, logs);
+    sweep_logs(loop, logs);
     printf("ignis: listening on http://%s:%d (data dir %s, region %s)\n", cfg.listen_host, port,
            cfg.data_dir, cfg.region);
     fflush(stdout);

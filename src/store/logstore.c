@@ -45,6 +45,7 @@ struct stream_meta {
 struct group_index {
     char *name;
     int64_t creation_ms;
+    int retention_days; /* 0: events never expire */
     struct stream_meta **v;
     size_t n, cap;
     struct group_index *next;
@@ -66,7 +67,12 @@ struct logstore {
     char root[PATH_MAX];
     struct logstream *streams;
     struct group_index *groups;
+    int64_t day_ms;     /* IGNIS_LOGS_DAY_MS: a retention day (tests shorten it) */
+    uint64_t max_bytes; /* IGNIS_LOG_MAX_MB: the whole store's bound */
 };
+
+#define RETENTION_FILE ".retention" /* in a group's dir: its retentionInDays */
+#define DEFAULT_MAX_MB 4096
 
 /*=== Names ===*/
 
@@ -531,6 +537,24 @@ static struct stream_meta *meta_from_file(int dirfd, const char *file, const cha
 
 /* The group's index, loading it from disk on first use; NULL (errno set) if
  * there is no such group. */
+static int read_retention(int dirfd)
+{
+    char text[32] = "";
+    int fd = openat(dirfd, RETENTION_FILE, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, text, sizeof(text) - 1);
+    close(fd);
+    int days = n > 0 ? atoi(text) : 0;
+    return days > 0 ? days : 0;
+}
+
+/* Events of g before this are expired: never shown, deleted by logstore_expire. */
+static int64_t retention_cutoff(const struct logstore *ls, const struct group_index *g)
+{
+    return g->retention_days ? now_ms() - (int64_t)g->retention_days * ls->day_ms : INT64_MIN;
+}
+
 static struct group_index *group_get(struct logstore *ls, const char *group)
 {
     struct group_index *g = index_find(ls, group);
@@ -553,6 +577,7 @@ static struct group_index *group_get(struct logstore *ls, const char *group)
         return NULL;
     }
     g->creation_ms = -1;
+    g->retention_days = read_retention(dirfd(d));
     struct dirent *de;
     while ((de = readdir(d))) {
         char name[NAME_MAX + 1];
@@ -588,6 +613,10 @@ int logstore_open(const char *root, struct logstore **out)
     if (!ls)
         return -ENOMEM;
     snprintf(ls->root, sizeof(ls->root), "%s", root);
+    const char *v = getenv("IGNIS_LOGS_DAY_MS");
+    ls->day_ms = v && atoll(v) > 0 ? atoll(v) : 86400000LL;
+    v = getenv("IGNIS_LOG_MAX_MB");
+    ls->max_bytes = (uint64_t)(v && atoll(v) > 0 ? atoll(v) : DEFAULT_MAX_MB) << 20;
     int rc = mkdir_p(root, 0700);
     if (rc < 0) {
         free(ls);
@@ -822,6 +851,7 @@ int logstore_group_info(struct logstore *ls, const char *group, struct loggroup_
         return -ENOENT;
     memset(out, 0, sizeof(*out));
     out->creation_ms = g->creation_ms < 0 ? 0 : g->creation_ms;
+    out->retention_days = g->retention_days;
     out->nstreams = g->n;
     for (size_t i = 0; i < g->n; i++)
         out->bytes += g->v[i]->bytes;
@@ -1056,13 +1086,19 @@ int logstore_read(struct logstore *ls, const char *group, const char *stream, st
     int rc;
     if (rd->pos == LOG_POS_END)
         rd->pos = size;
-    if (!is_boundary(fd, rd->pos, size))
+    struct log_read r = *rd; /* expired events are not there */
+    int64_t cutoff = retention_cutoff(ls, g);
+    if (cutoff > r.start_ms)
+        r.start_ms = cutoff;
+    if (!is_boundary(fd, r.pos, size))
         rc = -EINVAL;
-    else if (rd->backward)
-        rc = read_backward(fd, m, rd, cb, arg);
+    else if (r.backward)
+        rc = read_backward(fd, m, &r, cb, arg);
     else
-        rc = read_forward(fd, m, rd, size, cb, arg);
+        rc = read_forward(fd, m, &r, size, cb, arg);
     close(fd);
+    rd->began = r.began;
+    rd->resume = r.resume;
     return rc;
 }
 
@@ -1224,6 +1260,11 @@ int logstore_scan(struct logstore *ls, const char *group, const struct log_scan 
     struct group_index *g = group_get(ls, group);
     if (!g)
         return -ENOENT;
+    struct log_scan clamped = *sc; /* expired events are not there */
+    int64_t cutoff = retention_cutoff(ls, g);
+    if (cutoff > clamped.start_ms)
+        clamped.start_ms = cutoff;
+    sc = &clamped;
     int64_t from_ms = sc->start_ms;
     if (sc->after && sc->after->ts_ms > from_ms)
         from_ms = sc->after->ts_ms;
@@ -1282,4 +1323,167 @@ int logstore_scan(struct logstore *ls, const char *group, const struct log_scan 
     free(h.v);
     free(cand);
     return 0;
+}
+
+/*=== Retention and the store's bound ===*/
+
+int logstore_set_retention(struct logstore *ls, const char *group, int days)
+{
+    char path[PATH_MAX], tmp[PATH_MAX + 16], file[PATH_MAX + 16];
+    if (group_path(ls, group, path, sizeof(path)) < 0 || access(path, F_OK) < 0)
+        return -ENOENT;
+    snprintf(file, sizeof(file), "%s/" RETENTION_FILE, path);
+    if (days <= 0) {
+        if (unlink(file) < 0 && errno != ENOENT)
+            return -errno;
+    } else {
+        snprintf(tmp, sizeof(tmp), "%s/.retention.tmp", path);
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0)
+            return -errno;
+        char text[16];
+        int n = snprintf(text, sizeof(text), "%d\n", days);
+        int ok = write(fd, text, (size_t)n) == n && fsync(fd) == 0;
+        close(fd);
+        if (!ok || rename(tmp, file) < 0) {
+            int e = errno ? -errno : -EIO;
+            unlink(tmp);
+            return e;
+        }
+    }
+    struct group_index *g = index_find(ls, group);
+    if (g)
+        g->retention_days = days > 0 ? days : 0;
+    return 0;
+}
+
+/* Whether a writer has group/file (an encoded stream name) open: its file stays. */
+static int being_written(struct logstore *ls, const char *group, const char *file)
+{
+    char name[NAME_MAX + 1];
+    if (decode_name(file, name, sizeof(name)) < 0)
+        return 0;
+    for (struct logstream *s = ls->streams; s; s = s->next)
+        if (s->fd >= 0 && strcmp(s->group, group) == 0 && strcmp(s->stream, name) == 0)
+            return 1;
+    return 0;
+}
+
+struct stored_file {
+    char *group, *file;
+    int64_t mtime_ms;
+    uint64_t size;
+};
+
+static int by_age(const void *a, const void *b)
+{
+    const struct stored_file *x = a, *y = b;
+    return x->mtime_ms < y->mtime_ms ? -1 : x->mtime_ms > y->mtime_ms;
+}
+
+static void forget_group(struct logstore *ls, const char *group)
+{
+    for (struct group_index **pp = &ls->groups; *pp; pp = &(*pp)->next) {
+        if (strcmp((*pp)->name, group) == 0) {
+            struct group_index *g = *pp;
+            *pp = g->next;
+            group_index_free(g);
+            for (struct logstream *s = ls->streams; s; s = s->next)
+                if (strcmp(s->group, group) == 0)
+                    s->meta = NULL; /* re-attached when the group is indexed again */
+            return;
+        }
+    }
+}
+
+static int delete_file(struct logstore *ls, const struct stored_file *f)
+{
+    char path[PATH_MAX];
+    if (group_path(ls, f->group, path, sizeof(path)) < 0)
+        return -ENOENT;
+    char full[PATH_MAX + NAME_MAX + 2];
+    snprintf(full, sizeof(full), "%s/%s", path, f->file);
+    if (unlink(full) < 0)
+        return -errno;
+    forget_group(ls, f->group);
+    return 0;
+}
+
+int logstore_expire(struct logstore *ls)
+{
+    logstore_flush(ls);
+    char **groups;
+    size_t ngroups;
+    int rc = logstore_groups(ls, &groups, &ngroups);
+    if (rc < 0)
+        return rc;
+    struct stored_file *files = NULL;
+    size_t nfiles = 0, cap = 0;
+    uint64_t total = 0;
+    int deleted = 0;
+    for (size_t i = 0; i < ngroups; i++) {
+        char path[PATH_MAX];
+        if (group_path(ls, groups[i], path, sizeof(path)) < 0)
+            continue;
+        DIR *d = opendir(path);
+        if (!d)
+            continue;
+        int days = read_retention(dirfd(d));
+        int64_t cutoff = days ? now_ms() - (int64_t)days * ls->day_ms : INT64_MIN;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+            if (de->d_name[0] == '.')
+                continue;
+            uint64_t size;
+            int64_t mtime, btime;
+            if (file_times(dirfd(d), de->d_name, &size, &mtime, &btime) < 0)
+                continue;
+            struct stored_file f = {groups[i], de->d_name, mtime, size};
+            /* every event of a file last written before the cutoff is older than it */
+            if (mtime < cutoff && !being_written(ls, groups[i], de->d_name)) {
+                if (unlinkat(dirfd(d), de->d_name, 0) == 0) {
+                    forget_group(ls, groups[i]);
+                    deleted++;
+                }
+                continue;
+            }
+            total += size;
+            if (nfiles == cap) {
+                cap = cap ? cap * 2 : 64;
+                struct stored_file *v = realloc(files, cap * sizeof(*v));
+                if (!v)
+                    break;
+                files = v;
+            }
+            f.group = groups[i];
+            if (!(f.file = strdup(de->d_name)))
+                break;
+            files[nfiles++] = f;
+        }
+        closedir(d);
+    }
+    if (total > ls->max_bytes) { /* oldest first, down to 90% of the bound */
+        qsort(files, nfiles, sizeof(*files), by_age);
+        uint64_t target = ls->max_bytes / 10 * 9;
+        int dropped = 0;
+        for (size_t i = 0; i < nfiles && total > target; i++) {
+            if (being_written(ls, files[i].group, files[i].file) || delete_file(ls, &files[i]) < 0)
+                continue;
+            total -= files[i].size;
+            dropped++;
+        }
+        deleted += dropped;
+        log_warn("log store over its bound (IGNIS_LOG_MAX_MB): deleted the %d oldest stream(s)",
+                 dropped);
+    }
+    for (size_t i = 0; i < nfiles; i++)
+        free(files[i].file);
+    free(files);
+    logstore_free_names(groups, ngroups);
+    return deleted;
+}
+
+int64_t logstore_day_ms(const struct logstore *ls)
+{
+    return ls->day_ms;
 }

@@ -37,7 +37,8 @@ void logstore_stream_close(struct logstore *ls, struct logstream *s);
 
 struct loggroup_info {
     int64_t creation_ms;
-    uint64_t bytes; /* sum of its stream files */
+    int retention_days; /* 0: never expire */
+    uint64_t bytes;     /* sum of its stream files */
     size_t nstreams;
 };
 
@@ -68,6 +69,18 @@ int logstore_streams(struct logstore *ls, const char *group, struct logstream_in
 /* One stream: 0, -ENOENT (no group) or -ESRCH (no stream in it). */
 int logstore_stream_info(struct logstore *ls, const char *group, const char *stream,
                          struct logstream_info *out);
+
+/* The group's retention (retentionInDays; 0 removes it), kept in the group's dir. From then
+ * on its events older than that are never read, and logstore_expire deletes them.
+ * 0 or -ENOENT (no group) or -errno. */
+int logstore_set_retention(struct logstore *ls, const char *group, int days);
+/* Deletes stream files whose every event is past their group's retention, then, while the
+ * store is over its bound (IGNIS_LOG_MAX_MB, default 4096), the least recently written
+ * streams: a whole stream at a time, never one a writer has open. Run it from a timer.
+ * Returns how many streams went, or -errno. */
+int logstore_expire(struct logstore *ls);
+/* The length of a retention day in ms (IGNIS_LOGS_DAY_MS, for tests; default a day). */
+int64_t logstore_day_ms(const struct logstore *ls);
 
 /*=== Events ===*/
 

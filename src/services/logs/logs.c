@@ -323,11 +323,13 @@ static void describe_log_groups(struct logs_call *c)
         char arn[1200], star[1210];
         logs_group_arn(c->svc, g, arn, sizeof(arn));
         snprintf(star, sizeof(star), "%s:*", arn);
-        json_array_append_new(
-            groups, json_pack("{s:s, s:I, s:i, s:s, s:I, s:s, s:s}", "logGroupName", g,
-                              "creationTime", (json_int_t)info.creation_ms, "metricFilterCount", 0,
-                              "arn", star, "storedBytes", (json_int_t)info.bytes, "logGroupClass",
-                              "STANDARD", "logGroupArn", arn));
+        json_t *entry = json_pack("{s:s, s:I, s:i, s:s, s:I, s:s, s:s}", "logGroupName", g,
+                                  "creationTime", (json_int_t)info.creation_ms, "metricFilterCount",
+                                  0, "arn", star, "storedBytes", (json_int_t)info.bytes,
+                                  "logGroupClass", "STANDARD", "logGroupArn", arn);
+        if (info.retention_days) /* CloudWatch leaves it out for "never expire" */
+            json_object_set_new(entry, "retentionInDays", json_integer(info.retention_days));
+        json_array_append_new(groups, entry);
         last = g;
     }
     json_t *doc = json_pack("{s:o}", "logGroups", groups);
@@ -515,6 +517,65 @@ static void delete_log_group(struct logs_call *c)
     logs_reply(c, json_object());
 }
 
+/* The values CloudWatch Logs accepts for retentionInDays. */
+static const int retention_days[] = {1,   3,   5,   7,   14,   30,   60,   90,   120,  150,  180,
+                                     365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653};
+
+static void set_retention(struct logs_call *c, const char *group, int days)
+{
+    int rc = logstore_set_retention(c->svc->ls, group, days);
+    if (rc == -ENOENT) {
+        logs_no_group(c);
+        return;
+    }
+    if (rc < 0) {
+        logs_fail(c, 500, "ServiceUnavailableException", "Cannot store the retention: %s",
+                  strerror(-rc));
+        return;
+    }
+    logs_reply(c, json_object());
+}
+
+static void put_retention_policy(struct logs_call *c)
+{
+    const char *group;
+    int64_t days = 0;
+    int rc;
+    if (logs_param_str(c, "logGroupName", 1, LOGS_MAX_NAME, &group) < 0 ||
+        logs_check_group_name(c, "logGroupName", group) < 0 ||
+        (rc = logs_param_long(c, "retentionInDays", INT32_MIN, INT32_MAX, &days)) < 0)
+        return;
+    if (rc == 1) {
+        invalid(c, "1 validation error detected: Value null at 'retentionInDays' failed to "
+                   "satisfy constraint: Member must not be null");
+        return;
+    }
+    int known = 0;
+    for (size_t i = 0; i < sizeof(retention_days) / sizeof(retention_days[0]); i++)
+        known |= retention_days[i] == days;
+    if (!known) {
+        struct buf set = BUF_INIT;
+        for (size_t i = 0; i < sizeof(retention_days) / sizeof(retention_days[0]); i++)
+            buf_printf(&set, "%s%d", i ? ", " : "", retention_days[i]);
+        invalid(c,
+                "1 validation error detected: Value '%lld' at 'retentionInDays' failed to "
+                "satisfy constraint: Member must satisfy enum value set: [%s]",
+                (long long)days, set.data ? set.data : "");
+        buf_release(&set);
+        return;
+    }
+    set_retention(c, group, (int)days);
+}
+
+static void delete_retention_policy(struct logs_call *c)
+{
+    const char *group;
+    if (logs_param_str(c, "logGroupName", 1, LOGS_MAX_NAME, &group) < 0 ||
+        logs_check_group_name(c, "logGroupName", group) < 0)
+        return;
+    set_retention(c, group, 0);
+}
+
 /*=== Dispatch ===*/
 
 struct op {
@@ -523,9 +584,14 @@ struct op {
 };
 
 static const struct op ops[] = {
-    {"DescribeLogGroups", describe_log_groups}, {"DescribeLogStreams", describe_log_streams},
-    {"GetLogEvents", logs_get_log_events},      {"FilterLogEvents", logs_filter_log_events},
-    {"CreateLogGroup", create_log_group},       {"DeleteLogGroup", delete_log_group},
+    {"DescribeLogGroups", describe_log_groups},
+    {"DescribeLogStreams", describe_log_streams},
+    {"GetLogEvents", logs_get_log_events},
+    {"FilterLogEvents", logs_filter_log_events},
+    {"CreateLogGroup", create_log_group},
+    {"DeleteLogGroup", delete_log_group},
+    {"PutRetentionPolicy", put_retention_policy},
+    {"DeleteRetentionPolicy", delete_retention_policy},
 };
 
 static void handle(struct http_req *req, const struct edge_auth *auth, void *arg)
