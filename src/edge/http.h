@@ -28,6 +28,8 @@ typedef void (*http_handler)(struct http_req *req, void *arg);
 /* Called once the headers are in: returns the largest body to accept. */
 typedef size_t (*http_body_cap)(struct http_req *req, void *arg);
 
+/* The process must ignore SIGPIPE (MHD writes to sockets without MSG_NOSIGNAL where it
+ * can use sendfile). */
 struct http_server_opts {
     int listen_fd; /* a bound, listening socket, or -1 for added connections only */
     http_handler handler;
