@@ -843,15 +843,21 @@ static int set_limits(struct cgroup_root *r, struct cgroup *cg, const struct hie
         if (r->version == 1) {
             /* memory first: memsw may never be below it */
             if ((rc = write_at(gfd, file = "memory.limit_in_bytes", val)) < 0 ||
-                (r->has_memsw && (rc = write_at(gfd, file = "memory.memsw.limit_in_bytes", val))) ||
-                (r->has_swappiness && (rc = write_at(gfd, file = "memory.swappiness", "0"))))
+                (r->has_memsw && (rc = write_at(gfd, file = "memory.memsw.limit_in_bytes", val))))
                 goto fail;
-        } else {
-            if ((rc = write_at(gfd, file = "memory.max", val)) < 0 ||
-                (r->has_swap_max && (rc = write_at(gfd, file = "memory.swap.max", "0"))) ||
-                (r->has_oom_group && (rc = write_at(gfd, file = "memory.oom.group", "1"))))
-                goto fail;
+        } else if ((rc = write_at(gfd, file = "memory.max", val)) < 0) {
+            goto fail;
         }
+    }
+    if (h->ctrls & CTRL_MEMORY) { /* no swap, the whole group goes on OOM: with or without a
+                                     limit yet (cgroup_prepare) */
+        if ((r->version == 1 && r->has_swappiness &&
+             (rc = write_at(gfd, file = "memory.swappiness", "0")) < 0) ||
+            (r->version == 2 && r->has_swap_max &&
+             (rc = write_at(gfd, file = "memory.swap.max", "0")) < 0) ||
+            (r->version == 2 && r->has_oom_group &&
+             (rc = write_at(gfd, file = "memory.oom.group", "1")) < 0))
+            goto fail;
     }
     if (h->ctrls & CTRL_MEMORY) {
         file = r->version == 2 ? (r->has_peak ? "memory.peak" : "memory.current")
@@ -887,14 +893,14 @@ fail:
     return rc;
 }
 
-int cgroup_create(struct cgroup_root *r, const char *id, const struct cgroup_limits *lim,
-                  struct cgroup **out)
+/* cgroup_create without the retry of deferred removals: touches nothing of r but the
+ * (read-only) hierarchies, so it may run on another thread. */
+static int create_group(struct cgroup_root *r, const char *id, const struct cgroup_limits *lim,
+                        struct cgroup **out)
 {
     *out = NULL;
     if (!valid_name(id))
         return -EINVAL;
-    if (r->pending)
-        pending_retry(r, 0);
     struct cgroup *cg = cgroup_alloc(r, id);
     if (!cg)
         return -ENOMEM;
@@ -942,6 +948,43 @@ fail:
         unlinkat(r->hier[i].dirfd, id, AT_REMOVEDIR);
     cgroup_free(cg);
     return rc;
+}
+
+int cgroup_create(struct cgroup_root *r, const char *id, const struct cgroup_limits *lim,
+                  struct cgroup **out)
+{
+    if (r->pending)
+        pending_retry(r, 0);
+    return create_group(r, id, lim, out);
+}
+
+int cgroup_prepare(struct cgroup_root *r, const char *id, struct cgroup **out)
+{
+    struct cgroup_limits lim = {.cpu_millicpus = CGROUP_CPU_UNLIMITED}; /* no memory limit */
+    return create_group(r, id, &lim, out);
+}
+
+int cgroup_set_memory(struct cgroup *cg, uint64_t bytes)
+{
+    struct cgroup_root *r = cg->root;
+    char val[32];
+    snprintf(val, sizeof(val), "%llu", (unsigned long long)bytes);
+    for (int i = 0; i < r->nhier; i++) {
+        if (!(r->hier[i].ctrls & CTRL_MEMORY))
+            continue;
+        int gfd = openat(r->hier[i].dirfd, cg->name, O_PATH | O_DIRECTORY | O_CLOEXEC), rc = 0;
+        if (gfd < 0)
+            return -errno;
+        if (r->version == 1) /* memory first: memsw may never be below it */
+            rc = write_at(gfd, "memory.limit_in_bytes", val);
+        if (r->version == 1 && rc == 0 && r->has_memsw)
+            rc = write_at(gfd, "memory.memsw.limit_in_bytes", val);
+        if (r->version == 2)
+            rc = write_at(gfd, "memory.max", val);
+        close(gfd);
+        return rc;
+    }
+    return -ENOTSUP;
 }
 
 int cgroup_attach_self(const struct cgroup *cg)

@@ -87,6 +87,11 @@ int cgroup_create(struct cgroup_root *root, const char *id, const struct cgroup_
  * Returns 0 or -errno of the failed write; the child should then report the error and _exit
  * rather than run without limits.
  */
+/* For groups made ahead: cgroup_create's group without its memory limit, made without
+ * touching what cgroup_create and cgroup_destroy share, so it may run on a worker thread
+ * while they run on another; cgroup_set_memory gives it the limit when it is taken. */
+int cgroup_prepare(struct cgroup_root *root, const char *id, struct cgroup **out);
+int cgroup_set_memory(struct cgroup *cg, uint64_t bytes);
 int cgroup_attach_self(const struct cgroup *cg);
 /* The open fds cgroup_attach_self writes to (at most 3: one per v1 hierarchy), for a process
  * that enters the group without this code (a sandbox child): writing "0" to each moves the

@@ -141,10 +141,12 @@ struct pool {
     int cpu_limit; /* instances get CPU in proportion to memory after init */
     int64_t idle_timeout_us;
     uint64_t min_free_bytes;
-    struct loop_timer *sweep_timer; /* retires idle instances */
-    struct scratch *scratch;        /* makes disk-backed /tmp filesystems, or NULL: tmpfs */
-    struct prepared_set *tmp_set;   /* ready /tmp filesystems, by size in MB */
-    struct prepared_set *net_set;   /* ready network namespaces with their listener */
+    struct loop_timer *sweep_timer;  /* retires idle instances */
+    struct scratch *scratch;         /* makes disk-backed /tmp filesystems, or NULL: tmpfs */
+    struct prepared_set *tmp_set;    /* ready /tmp filesystems, by size in MB */
+    struct prepared_set *net_set;    /* ready network namespaces with their listener */
+    struct prepared_set *cg_set;     /* ready cgroups (no memory limit yet) */
+    unsigned long long prepared_seq; /* their names, made on the work queue */
     struct pool_zygote zygotes[MAX_ZYGOTES]; /* pool_add_zygote */
     int nzygotes;
     uint16_t endpoint_port; /* pool_set_endpoint */
@@ -987,7 +989,15 @@ static int spawn(struct pool_fn *fn, int provisioned, int *exec_errno)
             .memory_bytes = (uint64_t)fn->memory_mb << 20,
             .cpu_millicpus = CGROUP_CPU_UNLIMITED,
         };
-        rc = cgroup_create(pool->cg_root, id, &lim, &inst->cg);
+        struct prepared made = {.fd = {-1, -1}};
+        if (pool->cg_set && prepared_take(pool->cg_set, 0, &made) == 0 && made.ptr) {
+            inst->cg = made.ptr; /* made ahead: ~0.3 ms of mkdirs and writes saved */
+            if (cgroup_set_memory(inst->cg, lim.memory_bytes) < 0) {
+                cgroup_destroy(inst->cg);
+                inst->cg = NULL;
+            }
+        }
+        rc = inst->cg ? 0 : cgroup_create(pool->cg_root, id, &lim, &inst->cg);
         if (rc < 0)
             goto error;
     }
@@ -1138,6 +1148,8 @@ static void rt_error(struct http_req *req, unsigned status, const char *type, co
 /* Keeps ready what the next cold start of fn will take (src/exec/prepared). */
 static void prepare_next(struct pool *pool, struct pool_fn *fn)
 {
+    if (pool->cg_set)
+        prepared_want(pool->cg_set, 0);
     if (pool->tmp_set)
         prepared_want(pool->tmp_set, fn->tmp_mb ? fn->tmp_mb : SBX_DEFAULT_TMP_MB);
     if (pool->net_set && !fn->host_network)
@@ -1573,6 +1585,7 @@ void pool_free(struct pool *pool)
     http_server_free(pool->rt);
     prepared_free(pool->tmp_set);
     prepared_free(pool->net_set);
+    prepared_free(pool->cg_set); /* before the teardown of their root */
     scratch_free(pool->scratch);
     sbx_root_free(pool->root);
     cgroup_teardown(pool->cg_root);
@@ -1587,8 +1600,36 @@ static int make_netns(void *arg, unsigned key, struct prepared *out)
     return sbx_netns_prepare(&out->fd[0], &out->fd[1]);
 }
 
+static int make_cgroup(void *arg, unsigned key, struct prepared *out)
+{
+    (void)key;
+    struct pool *pool = arg;
+    char id[32];
+    snprintf(id, sizeof(id), "p%llu", __atomic_add_fetch(&pool->prepared_seq, 1, __ATOMIC_RELAXED));
+    struct cgroup *cg;
+    int rc = cgroup_prepare(pool->cg_root, id, &cg);
+    out->ptr = rc == 0 ? cg : NULL;
+    return rc;
+}
+
+static void release_cgroup(void *arg, struct prepared *p)
+{
+    (void)arg;
+    cgroup_destroy(p->ptr);
+}
+
 void pool_prepare_ahead(struct pool *pool, struct workq *wq)
 {
+    if (pool->cg_root) {
+        struct prepared_kind cg = {.what = "cgroup",
+                                   .make = make_cgroup,
+                                   .release = release_cgroup,
+                                   .arg = pool,
+                                   .per_key = 2};
+        pool->cg_set = prepared_new(wq, &cg);
+        if (pool->cg_set)
+            prepared_want(pool->cg_set, 0);
+    }
     if (!pool->sandbox)
         return;
     char scratch_dir[4096 + 16];

@@ -47,6 +47,15 @@ void prepared_close(struct prepared *p)
         }
 }
 
+/* Drops a ready resource of the set's own. */
+static void discard(struct prepared_set *ps, struct prepared *p)
+{
+    if (p->ptr && ps->kind.release)
+        ps->kind.release(ps->kind.arg, p);
+    p->ptr = NULL;
+    prepared_close(p);
+}
+
 static struct key_slot *slot_for(struct prepared_set *ps, unsigned key, int create)
 {
     for (unsigned i = 0; i < ps->nslots; i++)
@@ -62,7 +71,7 @@ static struct key_slot *slot_for(struct prepared_set *ps, unsigned key, int crea
         if (!old)
             return NULL;
         while (old->nready > 0)
-            prepared_close(&old->ready[--old->nready]);
+            discard(ps, &old->ready[--old->nready]);
         *old = ps->slots[--ps->nslots];
     }
     struct key_slot *slot = &ps->slots[ps->nslots++];
@@ -100,7 +109,7 @@ static void make_done(void *arg)
         if (slot && slot->nready < ps->kind.per_key)
             slot->ready[slot->nready++] = job->made;
         else
-            prepared_close(&job->made);
+            discard(ps, &job->made);
     }
     free(job);
 }
@@ -140,7 +149,7 @@ void prepared_free(struct prepared_set *ps)
         return;
     for (unsigned i = 0; i < ps->nslots; i++)
         while (ps->slots[i].nready > 0)
-            prepared_close(&ps->slots[i].ready[--ps->slots[i].nready]);
+            discard(ps, &ps->slots[i].ready[--ps->slots[i].nready]);
     free(ps);
 }
 

@@ -8,6 +8,7 @@
  * in the peak; forking past pids.max must fail with EAGAIN; destroy must leave no directory.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -301,6 +302,40 @@ static void test_limits_written(void **state)
     destroy_gone(cg);
 }
 
+/* A group made ahead (on another thread) gets its memory limit when taken, and then holds
+ * like any other: the limit is in the file and a child over it is OOM-killed. */
+static void *prepare_on_thread(void *arg)
+{
+    struct cgroup **out = arg;
+    return (void *)(intptr_t)cgroup_prepare(root, "ahead", out);
+}
+
+static void test_prepared_then_limited(void **state)
+{
+    (void)state;
+    need_cgroups();
+    struct cgroup *cg = NULL;
+    pthread_t t;
+    void *ret;
+    assert_int_equal(pthread_create(&t, NULL, prepare_on_thread, &cg), 0);
+    pthread_join(t, &ret);
+    assert_int_equal((intptr_t)ret, 0);
+    int v2 = strstr(cgroup_describe(root), "v2") != NULL;
+    char text[64];
+    const char *mem = cgroup_path(cg);
+    assert_int_equal(read_line(mem, v2 ? "memory.max" : "memory.limit_in_bytes", text, 64), 0);
+    assert_true(v2 ? strcmp(text, "max\n") == 0 : strtoull(text, NULL, 10) > 1024 * MB);
+    if (!v2 && read_line(mem, "memory.swappiness", text, 64) == 0)
+        assert_string_equal(text, "0\n");
+    assert_int_equal(cgroup_set_memory(cg, 64 * MB), 0);
+    assert_int_equal(read_line(mem, v2 ? "memory.max" : "memory.limit_in_bytes", text, 64), 0);
+    assert_int_equal(strtoull(text, NULL, 10), 64 * MB);
+    int status = run_child(cg, "ahead", body_200mb);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    assert_true(cgroup_oom_killed(cg) >= 1);
+    destroy_gone(cg);
+}
+
 static void test_pids_limit(void **state)
 {
     (void)state;
@@ -570,6 +605,7 @@ int main(void)
         cmocka_unit_test(test_under_limit_survives),
         cmocka_unit_test(test_limits_written),
         cmocka_unit_test(test_pids_limit),
+        cmocka_unit_test(test_prepared_then_limited),
         cmocka_unit_test(test_bad_ids),
         cmocka_unit_test(test_leftovers_removed),
         cmocka_unit_test(test_kill_escapee),
