@@ -872,6 +872,7 @@ static int launch_sandboxed(struct instance *inst, char **envp, int out[2], int 
                  strerror(-rc));
     if (pool->net_set && !fn->host_network)
         prepared_take(pool->net_set, 0, &net); /* else the sandbox makes one */
+    int want_endpoint = pool->endpoint_cb && !fn->host_network;
     struct sbx_spec spec = {
         .root = pool->root,
         .argv = fn->argv,
@@ -885,6 +886,8 @@ static int launch_sandboxed(struct instance *inst, char **envp, int out[2], int 
         .gid = SANDBOX_GID,
         .host_network = fn->host_network,
         .netns_fd = net.fd[0],
+        /* the daemon's AWS endpoint inside the instance's own network namespace */
+        .extra_port = want_endpoint && net.fd[0] < 0 ? pool->endpoint_port : 0,
         .stdout_fd = out[1],
         /* without a cgroup, what rlimits can do */
         .rlimit_data = inst->cg ? 0 : (uint64_t)fn->memory_mb << 20,
@@ -892,7 +895,7 @@ static int launch_sandboxed(struct instance *inst, char **envp, int out[2], int 
     };
     if (inst->cg)
         spec.ncg_fds = cgroup_attach_fds(inst->cg, spec.cg_fds);
-    struct sbx_child child = {.pid = -1, .pidfd = -1, .api_listen_fd = -1};
+    struct sbx_child child = {.pid = -1, .pidfd = -1, .api_listen_fd = -1, .extra_listen_fd = -1};
     char err[256];
     struct sbx_zygote *z = fn->zygote ? zygote_ready(pool, fn->zygote) : NULL;
     rc = z ? sbx_zygote_spawn(z, &spec, &child, err, sizeof(err)) : -EAGAIN;
@@ -903,6 +906,9 @@ static int launch_sandboxed(struct instance *inst, char **envp, int out[2], int 
     }
 
     prepared_close(&tmp); /* the instance's namespaces hold them now */
+    int endpoint_fd = child.extra_listen_fd;
+    if (rc == 0 && want_endpoint && net.fd[0] >= 0) /* a prepared namespace: ours to add to */
+        endpoint_fd = sbx_netns_listen(net.fd[0], pool->endpoint_port);
     if (net.fd[0] >= 0) {
         close(net.fd[0]);
         net.fd[0] = -1;
@@ -921,12 +927,10 @@ static int launch_sandboxed(struct instance *inst, char **envp, int out[2], int 
     inst->pidfd = child.pidfd;
     if (child.api_listen_fd >= 0) /* else: host network, the listener spawn() opened */
         inst->listen_fd = child.api_listen_fd;
-    if (pool->endpoint_cb && !fn->host_network) {
-        inst->endpoint_fd = sbx_netns_listen(child.pidfd, pool->endpoint_port);
-        if (inst->endpoint_fd < 0)
-            log_warn("an instance of %s cannot reach the AWS endpoint: %s", fn->name,
-                     strerror(-inst->endpoint_fd));
-    }
+    inst->endpoint_fd = endpoint_fd;
+    if (want_endpoint && endpoint_fd < 0)
+        log_warn("an instance of %s cannot reach the AWS endpoint: %s", fn->name,
+                 strerror(-endpoint_fd));
     return 0;
 }
 

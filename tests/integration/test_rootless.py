@@ -132,3 +132,19 @@ def test_memory_and_processes_are_limited_by_rlimits(lam, probe_fn):
     assert forked["errno"] == errno.EAGAIN and forked["forked"] < 1024, forked
     # and the function still answers
     assert invoke(lam, probe_fn, {"port": 1})["json"]["uid"] == 993
+
+
+def test_function_calls_back_without_network(lam):
+    """The daemon's endpoint inside a rootless sandbox's own network namespace (the sandbox
+    makes that listener itself: a rootless daemon cannot enter the namespace and come back)."""
+    name = unique("rootless-cb")
+    lam.create_function(FunctionName=name, Runtime="python3.12", Handler="app.handler",
+                        Role=ROLE, MemorySize=1769, Timeout=30, Code={"ZipFile": make_zip({"app.py": code("""
+        import boto3
+        def handler(event, context):
+            return boto3.client("lambda").get_function(
+                FunctionName=context.function_name)["Configuration"]["FunctionName"]
+    """)})})
+    r = invoke(lam, name)
+    assert "FunctionError" not in r, r["body"]
+    assert r["json"] == name

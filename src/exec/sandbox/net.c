@@ -144,7 +144,12 @@ int sbx_netns_listen(int ns, uint16_t port)
     int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
     if (home < 0)
         return -errno;
-    int fd = setns(ns, CLONE_NEWNET) < 0 ? -errno : sbx_net_listen_loopback(port);
+    if (setns(ns, CLONE_NEWNET) < 0) {
+        int e = -errno;
+        close(home);
+        return e;
+    }
+    int fd = sbx_net_listen_loopback(port);
     if (setns(home, CLONE_NEWNET) < 0) /* this thread must not stay in there */
         abort();
     close(home);

@@ -218,6 +218,13 @@ static void child_setup(const struct child_ctx *c)
         if ((rc = sbx_net_send_fd(c->sock_fd, lfd)) < 0)
             child_fail(c, SBX_STEP_NET_SEND, rc, idx);
         close(lfd);
+        if (s->extra_port) {
+            if ((lfd = sbx_net_listen_loopback(s->extra_port)) < 0)
+                child_fail(c, SBX_STEP_NET_LISTEN, lfd, idx);
+            if ((rc = sbx_net_send_fd(c->sock_fd, lfd)) < 0)
+                child_fail(c, SBX_STEP_NET_SEND, rc, idx);
+            close(lfd);
+        }
     }
 
     if ((rc = sbx_mount_apply(c->plan, &idx)) < 0)
@@ -304,7 +311,7 @@ static int check_spec(const struct sbx_spec *s, char *err, size_t errlen)
 
 int sbx_spawn(const struct sbx_spec *spec, struct sbx_child *out, char *err, size_t errlen)
 {
-    *out = (struct sbx_child){.pid = -1, .pidfd = -1, .api_listen_fd = -1};
+    *out = (struct sbx_child){.pid = -1, .pidfd = -1, .api_listen_fd = -1, .extra_listen_fd = -1};
     if (errlen)
         err[0] = 0;
     int report[2] = {-1, -1}, sock[2] = {-1, -1}, devnull = -1, pidfd = -1, rc;
@@ -396,6 +403,14 @@ int sbx_spawn(const struct sbx_spec *spec, struct sbx_child *out, char *err, siz
             goto kill;
         }
         out->api_listen_fd = lfd;
+        if (spec->extra_port && (lfd = sbx_net_recv_fd(sock[0])) < 0) {
+            rc = lfd;
+            snprintf(err, errlen, "receive the second listener: %s", strerror(-rc));
+            close(out->api_listen_fd);
+            out->api_listen_fd = -1;
+            goto kill;
+        }
+        out->extra_listen_fd = spec->extra_port ? lfd : -1;
     }
     out->pid = pid;
     out->pidfd = pidfd;

@@ -70,6 +70,10 @@ struct sbx_spec {
     uid_t uid;                   /* the program's uid and gid: the root's (its passwd names them) */
     gid_t gid;
     int host_network;           /* 1: share the caller's network namespace */
+    uint16_t extra_port;        /* > 0, with a network namespace of the sandbox's own (no
+                                   host_network, no netns_fd): a second listener there, on
+                                   127.0.0.1:extra_port, handed back as extra_listen_fd (with
+                                   netns_fd the caller makes it: sbx_netns_listen) */
     int netns_fd;               /* > 0: join this network namespace from sbx_netns_prepare, whose
                                    listener the caller keeps, instead of making one (saves about
                                    1 ms); 0 or -1: a new one */
@@ -87,6 +91,7 @@ struct sbx_child {
     int pidfd;                 /* O_CLOEXEC, owned by the caller */
     int api_listen_fd;         /* O_CLOEXEC|O_NONBLOCK listener, owned by the caller; -1 with
                                   host_network */
+    int extra_listen_fd;       /* the same for sbx_spec.extra_port, or -1 */
     enum sbx_step failed_step; /* on failure: where; SBX_STEP_NONE otherwise */
 };
 

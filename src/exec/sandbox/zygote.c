@@ -30,7 +30,7 @@
 
 struct request_header {
     uint32_t magic;
-    uint32_t uid, gid, tmp_mb, rlimit_nproc;
+    uint32_t uid, gid, tmp_mb, rlimit_nproc, extra_port;
     int32_t host_network, userns;
     uint64_t rlimit_data;
     uint32_t nargv, nenv, strs_len;
@@ -202,7 +202,7 @@ static void zygote_broken(struct sbx_zygote *z)
 int sbx_zygote_spawn(struct sbx_zygote *z, const struct sbx_spec *spec, struct sbx_child *out,
                      char *err, size_t errlen)
 {
-    *out = (struct sbx_child){.pid = -1, .pidfd = -1, .api_listen_fd = -1};
+    *out = (struct sbx_child){.pid = -1, .pidfd = -1, .api_listen_fd = -1, .extra_listen_fd = -1};
     if (errlen)
         err[0] = 0;
     if (sbx_zygote_ready(z) <= 0) {
@@ -220,6 +220,7 @@ int sbx_zygote_spawn(struct sbx_zygote *z, const struct sbx_spec *spec, struct s
         .gid = spec->gid,
         .tmp_mb = spec->tmp_mb,
         .rlimit_nproc = spec->rlimit_nproc,
+        .extra_port = spec->extra_port,
         .host_network = spec->host_network,
         .userns = sbx_in_userns(),
         .rlimit_data = spec->rlimit_data,
@@ -308,23 +309,26 @@ int sbx_zygote_spawn(struct sbx_zygote *z, const struct sbx_spec *spec, struct s
             ;
         goto out;
     }
-    if (own_netns) {
-        int lfd = -1, k = 0;
+    /* the listeners the child made in its own network namespace, one message each */
+    for (int want = own_netns ? 1 + (spec->extra_port > 0) : 0, i = 0; i < want; i++) {
+        int lfds[MAX_FDS], k = 0;
         char byte;
-        got = recv_with_fds(sock[0], &byte, 1, &lfd, &k);
+        got = recv_with_fds(sock[0], &byte, 1, lfds, &k);
         if (got < 0 || k != 1) {
             rc = got < 0 ? -errno : -EPROTO;
             snprintf(err, errlen, "receive the listener: %s", strerror(-rc));
-            for (int i = 0; i < k; i++)
-                close((&lfd)[i]);
+            for (int j = 0; j < k; j++)
+                close(lfds[j]);
+            if (out->api_listen_fd >= 0)
+                close(out->api_listen_fd);
+            out->api_listen_fd = -1;
             kill(r.pid, SIGKILL);
             close(pidfd);
             while (waitpid(r.pid, NULL, 0) < 0 && errno == EINTR)
                 ;
             goto out;
         }
-        fcntl(lfd, F_SETFL, fcntl(lfd, F_GETFL) | O_NONBLOCK);
-        out->api_listen_fd = lfd;
+        *(i == 0 ? &out->api_listen_fd : &out->extra_listen_fd) = lfds[0];
     }
     out->pid = r.pid;
     out->pidfd = pidfd;
@@ -436,6 +440,7 @@ int sbx_zygote_serve(const struct sbx_zygote_hooks *hooks, char ***argv, char **
                 .stdout_fd = fds[1],
                 .rlimit_data = h.rlimit_data,
                 .rlimit_nproc = h.rlimit_nproc,
+                .extra_port = (uint16_t)h.extra_port,
             };
             int sock = h.has_sock ? fds[k++] : -1;
             spec.tmp_mount_fd = h.has_tmp ? fds[k++] : -1;
