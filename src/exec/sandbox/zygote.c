@@ -274,16 +274,17 @@ int sbx_zygote_spawn(struct sbx_zygote *z, const struct sbx_spec *spec, struct s
         sock[1] = -1;
     }
     struct reply r;
-    int pidfd = -1, n = 0;
-    ssize_t got = recv_with_fds(z->fd, &r, sizeof(r), &pidfd, &n);
-    if (got != (ssize_t)sizeof(r) || (r.rc == 0 && n != 1)) {
+    int got_fds[MAX_FDS], n = 0;
+    ssize_t got = recv_with_fds(z->fd, &r, sizeof(r), got_fds, &n);
+    if (got != (ssize_t)sizeof(r) || (r.rc == 0 && n != 1) || (r.rc < 0 && n != 0)) {
         rc = got < 0 ? -errno : -EPROTO;
         snprintf(err, errlen, "zygote answer: %s", strerror(-rc));
         for (int i = 0; i < n; i++)
-            close((&pidfd)[i]);
+            close(got_fds[i]);
         zygote_broken(z);
         goto out;
     }
+    int pidfd = n ? got_fds[0] : -1;
     if (r.rc < 0) {
         rc = r.rc;
         snprintf(err, errlen, "%.*s", (int)sizeof(r.err), r.err);
