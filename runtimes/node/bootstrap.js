@@ -27,8 +27,12 @@
  *     the context object, error shapes and log lines (`Invoke Error`,
  *     `Uncaught Exception`, `Unhandled Promise Rejection`), and the RIC's exit
  *     codes (129 uncaught exception / init failure, 128 unhandled rejection).
- *   - awslambda.streamifyResponse handlers are accepted but buffered: the
- *     whole stream is posted as one response when it ends.
+ *   - response streaming: awslambda.streamifyResponse handlers get a writable
+ *     responseStream that is posted as it is written (POST /response with
+ *     Lambda-Runtime-Function-Response-Mode: streaming, chunked), with
+ *     setContentType and awslambda.HttpResponseStream.from's prelude; an
+ *     error after the start is sent as the trailers
+ *     Lambda-Runtime-Function-Error-Type/-Body, as the RIC does.
  *
  * Only Node's standard library is used, and nothing is parsed by hand: HTTP
  * goes through the http module, JSON through JSON.parse. Nothing here is
@@ -461,14 +465,32 @@ function postInvocationResponse(result, id, done) {
   );
 }
 
-function postRawResponse(body, contentType, id, done) {
-  api.post(
-    API_PREFIX + '/invocation/' + encodeURIComponent(id) + '/response',
-    body,
-    headerSafe(contentType),
-    undefined,
-    () => done(),
+/* The request a streamed response is written to: chunked, on the keep-alive
+ * connection (free: GET next has been answered), headers sent with the first
+ * write. cb(err) once the daemon has answered it. */
+function openResponseStream(id, cb) {
+  const req = http.request(
+    api._options(api.agent, 'POST', API_PREFIX + '/invocation/' + encodeURIComponent(id) + '/response', {
+      Host: api.hostPort,
+      'Lambda-Runtime-Function-Response-Mode': 'streaming',
+      'Transfer-Encoding': 'chunked',
+      Trailer: STREAM_TRAILER_TYPE + ', ' + STREAM_TRAILER_BODY,
+      'Content-Type': 'application/octet-stream',
+    }),
   );
+  let over = false;
+  const finish = (err) => {
+    if (over) return;
+    over = true;
+    cb(err);
+  };
+  req.on('response', (res) => {
+    res.resume();
+    res.on('end', () => finish(null));
+    res.on('error', finish);
+  });
+  req.on('error', finish);
+  return req;
 }
 
 function postInvocationError(err, id, done) {
@@ -797,51 +819,96 @@ function invoke(id, headers, body) {
   }
 }
 
-/* Streaming handlers, buffered: the stream is collected and posted whole
- * when it ends (Ignis posts buffered responses only). */
+const STREAM_TRAILER_TYPE = 'Lambda-Runtime-Function-Error-Type';
+const STREAM_TRAILER_BODY = 'Lambda-Runtime-Function-Error-Body';
+
+/* Streaming handlers: handler(event, responseStream, context). What the
+ * handler writes goes to the daemon as it is written (the Writable's
+ * callbacks wait for the socket, so a slow reader slows the handler down);
+ * a failure before the end is sent as trailers and ends the request. */
 function invokeStreaming(id, headers, body) {
   const { Writable } = require('stream');
-  let contentType = 'application/octet-stream';
-  const chunks = [];
-  const collect = (c, enc) => {
-    chunks.push(typeof c === 'string' ? Buffer.from(c, enc && enc !== 'buffer' ? enc : 'utf8') : Buffer.from(c));
+  let started = false; // headers sent: Content-Type is fixed
+  let ended = false; // the request was ended (normally or with error trailers)
+  let reported = false; // the next invocation was scheduled
+  let answered = false;
+  let afterAnswer = null;
+  const req = openResponseStream(id, () => {
+    answered = true;
+    if (afterAnswer) afterAnswer();
+  });
+  const whenAnswered = (f) => (answered ? f() : (afterAnswer = f));
+  const next = () => {
+    if (reported) return;
+    reported = true;
+    beforeExitAction = NOOP;
+    whenAnswered(scheduleNext);
   };
-  let started = false;
-  const start = () => {
-    if (started) return;
+  const send = (chunk, cb) => {
+    if (!req.write(chunk)) req.once('drain', cb);
+    else process.nextTick(cb);
+  };
+  const start = (cb) => {
+    if (started) return cb();
     started = true;
-    if (typeof stream._onBeforeFirstWrite === 'function') stream._onBeforeFirstWrite((c) => collect(c));
+    if (typeof stream._onBeforeFirstWrite !== 'function') return cb();
+    const parts = [];
+    stream._onBeforeFirstWrite((c) => parts.push(typeof c === 'string' ? Buffer.from(c) : Buffer.from(c)));
+    send(Buffer.concat(parts), cb);
   };
   const hwm = handler[HIGH_WATER_MARK];
   const stream = new Writable({
     highWaterMark: typeof hwm === 'number' && hwm >= 0 ? hwm : undefined,
-    write(chunk, enc, cb) {
-      start();
-      collect(chunk, enc);
-      cb();
+    write(chunk, _enc, cb) {
+      start(() => send(chunk, cb));
     },
     final(cb) {
-      start();
-      cb();
+      start(() => {
+        ended = true;
+        req.end(cb);
+      });
     },
   });
+  const write = stream.write.bind(stream);
+  stream.write = function (chunk, encoding, cb) {
+    // as the RIC: anything but text and bytes is sent as its JSON
+    if (typeof chunk !== 'string' && !Buffer.isBuffer(chunk) && !(chunk instanceof Uint8Array)) {
+      chunk = JSON.stringify(chunk);
+    }
+    return write(chunk, encoding, cb);
+  };
   stream.setContentType = (ct) => {
     if (started) throw new InvalidStreamingOperation('Cannot set content-type, too late.');
-    contentType = ct;
+    req.setHeader('Content-Type', headerSafe(ct));
   };
 
-  let reported = false;
-  const fail = (err) => {
-    if (reported) return;
-    reported = true;
-    beforeExitAction = NOOP;
+  const fail = (err, then) => {
     const e = typeof err === 'string' ? new Error(err) : err;
     logError('Invoke Error', e);
-    postInvocationError(e, id, scheduleNext);
+    if (!ended) {
+      ended = true;
+      const rb = errorBody(e);
+      let json;
+      try {
+        json = JSON.stringify(rb);
+      } catch (_) {
+        json = JSON.stringify({ errorType: 'handled', errorMessage: 'Unable to stringify error' });
+      }
+      req.addTrailers({
+        [STREAM_TRAILER_TYPE]: headerSafe(rb.errorType),
+        [STREAM_TRAILER_BODY]: Buffer.from(json).toString('base64'),
+      });
+      started = true;
+      req.end();
+    }
+    if (then) whenAnswered(then);
+    else next();
   };
+  stream.on('error', (err) => fail(err));
   const ctx = { callbackWaitsForEmptyEventLoop: true, succeed: NOOP, fail: NOOP, done: NOOP };
 
-  setInvokeErrorCallbacks(id);
+  errorCallbacks.uncaughtException = (err) => fail(err, () => process.exit(129));
+  errorCallbacks.unhandledRejection = (err) => fail(err, () => process.exit(128));
   beforeExitAction = () => fail(new NodeJsExit());
   (async () => {
     const event = JSON.parse(body.toString('utf8'));
@@ -851,11 +918,8 @@ function invokeStreaming(id, headers, body) {
     if (result !== undefined) console.warn('Streaming handlers ignore return values.');
     if (!stream.writableEnded) return fail('Response stream is not finished.');
     if (!stream.writableFinished) await new Promise((r) => stream.once('finish', r));
-    if (reported) return;
-    reported = true;
-    beforeExitAction = NOOP;
-    postRawResponse(Buffer.concat(chunks), contentType, id, scheduleNext);
-  })().catch(fail);
+    next();
+  })().catch((err) => fail(err));
 }
 
 /* ------------------------------------------------------------------------ */

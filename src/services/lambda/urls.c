@@ -222,10 +222,6 @@ static int check_enums(json_t *body, const char **auth, const char **mode, struc
     if (*mode && strcmp(*mode, "BUFFERED") != 0 && strcmp(*mode, "RESPONSE_STREAM") != 0)
         return param_validation(err, *mode, "invokeMode",
                                 "Member must satisfy enum value set: [BUFFERED, RESPONSE_STREAM]");
-    if (*mode && strcmp(*mode, "RESPONSE_STREAM") == 0)
-        return param_fail(err, 400, "InvalidParameterValueException",
-                          "InvokeMode RESPONSE_STREAM is not supported by Ignis yet: Function "
-                          "URLs answer BUFFERED only.");
     return 0;
 }
 
