@@ -490,15 +490,20 @@ void alias_op(struct lambda *l, struct http_req *req, const char *method, const 
     if (strcmp(method, "DELETE") == 0) {
         /* deleting an alias that does not exist succeeds, as on Lambda */
         if (alias) {
-            /* its event invoke, function URL and provisioned concurrency configs go with it */
+            /* its event invoke, function URL, provisioned concurrency configs and policy go
+             * with it */
             json_t *config = json_incref(json_object_get(fn->event_configs, name));
             json_t *url = json_incref(json_object_get(fn->url_configs, name));
+            json_t *policy = json_incref(json_object_get(fn->policies, name));
             json_t *provisioned = provisioned_take(l, fn, name);
             json_incref(alias);
             json_object_del(fn->aliases, name);
             json_object_del(fn->event_configs, name);
             json_object_del(fn->url_configs, name);
+            json_object_del(fn->policies, name);
             if (save_or_fail(l, fn, &err) < 0) {
+                if (policy)
+                    json_object_set_new(fn->policies, name, policy);
                 json_object_set_new(fn->aliases, name, alias);
                 if (config)
                     json_object_set_new(fn->event_configs, name, config);
@@ -511,6 +516,7 @@ void alias_op(struct lambda *l, struct http_req *req, const char *method, const 
             json_decref(alias);
             json_decref(config);
             json_decref(url);
+            json_decref(policy);
             json_decref(provisioned);
             provisioned_sync(l, fn);
         }

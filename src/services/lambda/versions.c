@@ -91,6 +91,7 @@ int version_delete(struct lambda *l, struct function *fn, const char *version)
     }
     json_object_del(fn->versions, version);
     json_object_del(fn->event_configs, version); /* its async settings go with it */
+    json_object_del(fn->policies, version);      /* and its policy */
     json_decref(provisioned_take(l, fn, version));
     return function_save(l, fn);
 }
