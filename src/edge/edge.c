@@ -19,10 +19,11 @@
 #include "core/util.h"
 #include "edge/sigv4.h"
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#define MAX_ROUTES 16
+#define MAX_ROUTES 32
 
 struct edge {
     const struct config *cfg;
@@ -59,6 +60,15 @@ static const struct edge_route *route_by_match(struct edge *e, struct http_req *
     return NULL;
 }
 
+/* The route for requests nothing else claims (S3 path-style). */
+static const struct edge_route *route_fallback(struct edge *e)
+{
+    for (int i = 0; i < e->nroutes; i++)
+        if (e->routes[i].fallback)
+            return &e->routes[i];
+    return NULL;
+}
+
 /* The service named in "Credential=AKID/date/region/SERVICE/aws4_request". */
 static const struct edge_route *route_by_authorization(struct edge *e, const char *auth)
 {
@@ -83,6 +93,8 @@ static size_t body_cap(struct http_req *req, void *arg)
         r = route_by_authorization(e, http_req_header(req, "Authorization"));
     if (!r)
         r = route_by_path(e, path, 0);
+    if (!r)
+        r = route_fallback(e);
     http_req_set_user(req, r);
     if (r && r->body_cap)
         return r->body_cap(req, r->arg);
@@ -190,7 +202,7 @@ enum sigv4_result edge_verify(const struct config *cfg, struct http_req *req,
     const char *body = http_req_body(req, &len);
     /* The signature covers the hash, so the hash must be the body's own: a
      * declared x-amz-content-sha256 is checked, never trusted. (S3's
-     * UNSIGNED-PAYLOAD and aws-chunked forms will be its own case.) */
+     * UNSIGNED-PAYLOAD and aws-chunked forms: edge_authenticate_s3.) */
     char body_hash[65];
     sha256_hex(body, len, body_hash);
     sreq.payload_hash = body_hash;
@@ -200,6 +212,288 @@ enum sigv4_result edge_verify(const struct config *cfg, struct http_req *req,
     if (res == SIGV4_OK && declared && strcasecmp(declared, body_hash) != 0)
         res = SIGV4_MISMATCH; /* what was signed is not this body */
     return res;
+}
+
+/*=== S3 ===*/
+
+static int is_hex64(const char *s)
+{
+    if (strlen(s) != 64)
+        return 0;
+    for (int i = 0; i < 64; i++)
+        if (hex_digit_value((unsigned char)s[i]) < 0)
+            return 0;
+    return 1;
+}
+
+static int s3_payload_form_ok(const char *v)
+{
+    return is_hex64(v) || strcmp(v, "UNSIGNED-PAYLOAD") == 0 ||
+           strcmp(v, "STREAMING-AWS4-HMAC-SHA256-PAYLOAD") == 0 ||
+           strcmp(v, "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER") == 0 ||
+           strcmp(v, "STREAMING-UNSIGNED-PAYLOAD-TRAILER") == 0;
+}
+
+/* Query parameters that are part of a SigV2 canonical resource. */
+static const char *const sigv2_subresources[] = {
+    "accelerate",
+    "acl",
+    "cors",
+    "defaultObjectAcl",
+    "delete",
+    "lifecycle",
+    "location",
+    "logging",
+    "notification",
+    "partNumber",
+    "policy",
+    "requestPayment",
+    "response-cache-control",
+    "response-content-disposition",
+    "response-content-encoding",
+    "response-content-language",
+    "response-content-type",
+    "response-expires",
+    "restore",
+    "tagging",
+    "torrent",
+    "uploadId",
+    "uploads",
+    "versionId",
+    "versioning",
+    "versions",
+    "website",
+    NULL,
+};
+
+static int kv_name_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct sigv4_kv *)a)->name, ((const struct sigv4_kv *)b)->name);
+}
+
+/*
+ * S3's legacy presigned URLs (AWSAccessKeyId, Expires, Signature: what the
+ * aws CLI v1's `s3 presign` and boto3's generate_presigned_url make unless
+ * told s3v4): base64(HMAC-SHA1(secret, verb, Content-MD5, Content-Type,
+ * Expires, x-amz-* headers, /bucket/path?subresources)). Returns 0, or -1
+ * after answering the error.
+ */
+static int verify_sigv2_query(const struct config *cfg, struct http_req *req, const char *bucket,
+                              struct sigv4_request *sreq, struct sigv4_credential *cred)
+{
+    const char *akid = http_req_query(req, "AWSAccessKeyId");
+    const char *expires = http_req_query(req, "Expires");
+    const char *signature = http_req_query(req, "Signature");
+    memset(cred, 0, sizeof(*cred));
+    if (!akid || !expires || !signature) {
+        aws_error_xml(req, 403, "AccessDenied", NULL,
+                      "Query-string authentication requires the Signature, Expires and "
+                      "AWSAccessKeyId parameters");
+        return -1;
+    }
+    snprintf(cred->access_key, sizeof(cred->access_key), "%s", akid);
+    char *end;
+    long long exp = strtoll(expires, &end, 10);
+    char now[17];
+    amz_time(time(NULL), now);
+    if (!*expires || *end) {
+        aws_error_xml(req, 403, "AccessDenied", NULL,
+                      "Invalid date (should be seconds since epoch)");
+        return -1;
+    }
+    if ((long long)time(NULL) > exp) {
+        const char *extra[] = {"Expires", expires, "ServerTime", now, NULL};
+        aws_error_xml(req, 403, "AccessDenied", extra, "Request has expired");
+        return -1;
+    }
+    if (strcmp(akid, cfg->access_key) != 0) {
+        const char *extra[] = {"AWSAccessKeyId", akid, NULL};
+        aws_error_xml(req, 403, "InvalidAccessKeyId", extra,
+                      "The AWS Access Key Id you provided does not exist in our records.");
+        return -1;
+    }
+    struct buf sts = BUF_INIT;
+    const char *md5 = http_req_header(req, "Content-MD5");
+    const char *type = http_req_header(req, "Content-Type");
+    buf_printf(&sts, "%s\n%s\n%s\n%s\n", http_req_method(req), md5 ? md5 : "", type ? type : "",
+               expires);
+    /* x-amz-* headers, lower-case names sorted */
+    struct sigv4_kv amz[64];
+    size_t namz = 0;
+    for (size_t i = 0; i < sreq->nheaders && namz < 64; i++)
+        if (sreq->headers[i].name && strncasecmp(sreq->headers[i].name, "x-amz-", 6) == 0)
+            amz[namz++] = sreq->headers[i];
+    char lower[64][128];
+    for (size_t i = 0; i < namz; i++) {
+        snprintf(lower[i], sizeof(lower[i]), "%s", amz[i].name);
+        for (char *p = lower[i]; *p; p++)
+            if (*p >= 'A' && *p <= 'Z')
+                *p = (char)(*p + 32);
+        amz[i].name = lower[i];
+    }
+    qsort(amz, namz, sizeof(amz[0]), kv_name_cmp);
+    for (size_t i = 0; i < namz; i++)
+        buf_printf(&sts, "%s:%s\n", amz[i].name, amz[i].value ? amz[i].value : "");
+    if (bucket)
+        buf_printf(&sts, "/%s", bucket);
+    const char *path = http_req_path(req);
+    buf_append(&sts, path, strcspn(path, "?"));
+    struct sigv4_kv sub[32];
+    size_t nsub = 0;
+    for (size_t i = 0; i < sreq->nquery && nsub < 32; i++)
+        for (int k = 0; sigv2_subresources[k]; k++)
+            if (sreq->query[i].name && strcmp(sreq->query[i].name, sigv2_subresources[k]) == 0)
+                sub[nsub++] = sreq->query[i];
+    qsort(sub, nsub, sizeof(sub[0]), kv_name_cmp);
+    for (size_t i = 0; i < nsub; i++) {
+        buf_putc(&sts, i ? '&' : '?');
+        buf_puts(&sts, sub[i].name);
+        if (sub[i].value) {
+            const char *v = http_req_query(req, sub[i].name);
+            buf_printf(&sts, "=%s", v ? v : "");
+        }
+    }
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int maclen = 0;
+    struct buf expected = BUF_INIT;
+    int ok = sts.data &&
+             HMAC(EVP_sha1(), cfg->secret_key, (int)strlen(cfg->secret_key),
+                  (const unsigned char *)sts.data, sts.len, mac, &maclen) != NULL &&
+             base64_encode(&expected, mac, maclen) == 0 && strlen(signature) == expected.len &&
+             CRYPTO_memcmp(expected.data, signature, expected.len) == 0;
+    if (!ok) {
+        const char *extra[] = {
+            "AWSAccessKeyId", akid, "StringToSign", sts.data ? sts.data : "", "SignatureProvided",
+            signature,        NULL};
+        aws_error_xml(req, 403, "SignatureDoesNotMatch", extra,
+                      "The request signature we calculated does not match the signature you "
+                      "provided. Check your key and signing method.");
+    }
+    buf_release(&sts);
+    buf_release(&expected);
+    return ok ? 0 : -1;
+}
+
+int edge_authenticate_s3(const struct config *cfg, struct http_req *req, const char *vhost_bucket,
+                         struct sigv4_credential *cred, struct edge_auth *auth)
+{
+    struct sigv4_request sreq;
+    http_req_sigv4(req, &sreq);
+    sreq.s3 = 1;
+    memset(auth, 0, sizeof(*auth));
+    const char *declared = http_req_header(req, "x-amz-content-sha256");
+    int presigned = http_req_query(req, "X-Amz-Algorithm") != NULL;
+    if (!presigned && !http_req_header(req, "Authorization") &&
+        http_req_query(req, "AWSAccessKeyId")) {
+        if (verify_sigv2_query(cfg, req, vhost_bucket, &sreq, cred) < 0)
+            return -1;
+        auth->access_key = cred->access_key;
+        auth->service = "s3";
+        auth->region = cfg->region;
+        auth->payload_hash = "UNSIGNED-PAYLOAD";
+        return 0;
+    }
+    enum sigv4_result res;
+    char now[17], body_hash[65];
+    amz_time(time(NULL), now);
+    if (presigned) {
+        sreq.payload_hash = declared ? declared : "UNSIGNED-PAYLOAD";
+        res = sigv4_verify_presigned(&sreq, secret_for, (void *)cfg, now_ms(), cred);
+    } else {
+        if (!http_req_header(req, "Authorization")) {
+            aws_error_xml(req, 403, "AccessDenied", NULL, "Access Denied");
+            return -1;
+        }
+        if (!declared) {
+            aws_error_xml(req, 400, "InvalidRequest", NULL,
+                          "Missing required header for this request: x-amz-content-sha256");
+            return -1;
+        }
+        if (!s3_payload_form_ok(declared)) {
+            static const char *const extra[] = {"ArgumentName", "x-amz-content-sha256", NULL};
+            aws_error_xml(req, 400, "InvalidArgument", extra,
+                          "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, "
+                          "STREAMING-AWS4-HMAC-SHA256-PAYLOAD, "
+                          "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER, "
+                          "STREAMING-UNSIGNED-PAYLOAD-TRAILER or a valid sha256 value.");
+            return -1;
+        }
+        sreq.payload_hash = declared;
+        res = sigv4_verify(&sreq, secret_for, (void *)cfg, now_ms(), cred);
+    }
+    switch (res) {
+    case SIGV4_OK:
+        break;
+    case SIGV4_MISSING:
+        aws_error_xml(req, 403, "AccessDenied", NULL, "Access Denied");
+        return -1;
+    case SIGV4_UNKNOWN_KEY: {
+        const char *extra[] = {"AWSAccessKeyId", cred->access_key, NULL};
+        aws_error_xml(req, 403, "InvalidAccessKeyId", extra,
+                      "The AWS Access Key Id you provided does not exist in our records.");
+        return -1;
+    }
+    case SIGV4_EXPIRED:
+        if (presigned) {
+            const char *expires = http_req_query(req, "X-Amz-Expires");
+            const char *extra[] = {"X-Amz-Expires", expires ? expires : "", "ServerTime", now,
+                                   NULL};
+            aws_error_xml(req, 403, "AccessDenied", extra, "Request has expired");
+        } else {
+            const char *date = http_req_header(req, "X-Amz-Date");
+            const char *extra[] = {"RequestTime",
+                                   date ? date : "",
+                                   "ServerTime",
+                                   now,
+                                   "MaxAllowedSkewMilliseconds",
+                                   "900000",
+                                   NULL};
+            aws_error_xml(req, 403, "RequestTimeTooSkewed", extra,
+                          "The difference between the request time and the current time is too "
+                          "large.");
+        }
+        return -1;
+    case SIGV4_MALFORMED:
+        if (presigned)
+            aws_error_xml(req, 400, "AuthorizationQueryParametersError", NULL,
+                          "Query-string authentication version 4 requires the X-Amz-Algorithm, "
+                          "X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, "
+                          "and X-Amz-Expires parameters.");
+        else
+            aws_error_xml(req, 400, "AuthorizationHeaderMalformed", NULL,
+                          "The authorization header is malformed; the Credential is mal-formed; "
+                          "expecting \"<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request\".");
+        return -1;
+    case SIGV4_MISMATCH: {
+        const char *extra[] = {"AWSAccessKeyId", cred->access_key, "SignatureProvided",
+                               cred->signature, NULL};
+        aws_error_xml(req, 403, "SignatureDoesNotMatch", extra,
+                      "The request signature we calculated does not match the signature you "
+                      "provided. Check your key and signing method.");
+        return -1;
+    }
+    }
+    /* A body held whole is checked here; a streamed one by the service as it arrives. */
+    if (!presigned && is_hex64(declared) && !http_req_streaming(req)) {
+        size_t len;
+        const char *body = http_req_body(req, &len);
+        sha256_hex(body, len, body_hash);
+        if (strcasecmp(declared, body_hash) != 0) {
+            const char *extra[] = {"ClientComputedContentSHA256", declared,
+                                   "S3ComputedContentSHA256", body_hash, NULL};
+            aws_error_xml(req, 400, "XAmzContentSHA256Mismatch", extra,
+                          "The provided 'x-amz-content-sha256' header does not match what was "
+                          "computed.");
+            return -1;
+        }
+    }
+    auth->access_key = cred->access_key;
+    auth->service = cred->service;
+    auth->region = cred->region;
+    auth->payload_hash = presigned ? "UNSIGNED-PAYLOAD" : declared;
+    auth->signature = cred->signature;
+    auth->amz_date = cred->amz_date;
+    return 0;
 }
 
 static void handle(struct http_req *req, void *arg)
@@ -221,6 +515,12 @@ static void handle(struct http_req *req, void *arg)
     }
 
     struct sigv4_credential cred;
+    if (r->proto == AWS_REST_XML) {
+        struct edge_auth auth;
+        if (edge_authenticate_s3(e->cfg, req, NULL, &cred, &auth) == 0)
+            r->handle(req, &auth, r->arg);
+        return;
+    }
     switch (edge_verify(e->cfg, req, &cred)) {
     case SIGV4_OK:
         break;
@@ -247,7 +547,8 @@ static void handle(struct http_req *req, void *arg)
                   "service documentation for details.");
         return;
     }
-    struct edge_auth auth = {cred.access_key, cred.service, cred.region};
+    struct edge_auth auth = {
+        .access_key = cred.access_key, .service = cred.service, .region = cred.region};
     r->handle(req, &auth, r->arg);
 }
 

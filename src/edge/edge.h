@@ -2,10 +2,11 @@
  * edge: the one public port. Accepts connections, authenticates each request
  * with SigV4 and routes it to the AWS-compatible service it was meant for:
  * by the credential scope's service name, else by path (Lambda's
- * /2015-03-31/...). A few Ignis paths (code downloads with their own token)
- * are public, and a public route may claim requests by their headers first
- * (Function URLs by Host: <url-id>.lambda-url.<region>.localhost). Services
- * register a route; edge knows none of them.
+ * /2015-03-31/...), else to the fallback route (S3's /bucket/key, which also
+ * has its own signing rules: edge_authenticate_s3). A few Ignis paths (code downloads with their
+ * own token) are public, and a public route may claim requests by their headers first (Function
+ * URLs by Host: <url-id>.lambda-url.<region>.localhost). Services register a route; edge knows none
+ * of them.
  */
 #ifndef IGNIS_EDGE_EDGE_H
 #define IGNIS_EDGE_EDGE_H
@@ -26,6 +27,11 @@ struct edge_auth {
     const char *access_key;
     const char *service;
     const char *region;
+    /* S3 only (rest-xml routes): what a streamed body must be checked against */
+    const char *payload_hash; /* x-amz-content-sha256 as sent (hex, UNSIGNED-PAYLOAD,
+                                 STREAMING-...), or NULL */
+    const char *signature;    /* the seed signature of aws-chunked bodies */
+    const char *amz_date;     /* the request's X-Amz-Date (basic format) */
 };
 
 typedef void (*edge_handler)(struct http_req *req, const struct edge_auth *auth, void *arg);
@@ -43,6 +49,7 @@ struct edge_route {
     edge_match match;        /* claims requests by their headers (public routes only), or NULL */
     edge_handler handle;
     edge_body_cap body_cap; /* NULL: 1 MiB */
+    int fallback;           /* takes unsigned requests no other rule routes (S3's /bucket/key) */
     void *arg;
 };
 
@@ -55,6 +62,17 @@ void edge_free(struct edge *edge);
  * signed request; public routes with their own auth (AWS_IAM Function URLs) call it too. */
 enum sigv4_result edge_verify(const struct config *cfg, struct http_req *req,
                               struct sigv4_credential *cred);
+
+/* S3's authentication (rest-xml routes; public routes of S3 call it too):
+ * Authorization header, presigned URL (SigV4, or the legacy
+ * AWSAccessKeyId/Expires/Signature form), payload hash from
+ * x-amz-content-sha256 (checked against a body held whole; a streamed body is
+ * the service's to check, see edge_auth). vhost_bucket: the bucket a
+ * virtual-hosted request names by its Host (NULL for path style). Returns 0
+ * with *auth filled (its strings live in cred, cfg and req), or -1 after
+ * answering S3's XML error. */
+int edge_authenticate_s3(const struct config *cfg, struct http_req *req, const char *vhost_bucket,
+                         struct sigv4_credential *cred, struct edge_auth *auth);
 
 /* Opens a listening TCP socket on host:port (port 0: any). Returns fd or -errno. */
 /* Credentials a function is given (AWS_ACCESS_KEY_ID, ...) to call this daemon's APIs:

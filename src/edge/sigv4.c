@@ -975,6 +975,8 @@ enum sigv4_result sigv4_verify(const struct sigv4_request *req, sigv4_secret_loo
     }
     if (memcmp(cred.date, amz_date, 8) != 0)
         return SIGV4_MALFORMED;
+    if (cred_out)
+        memcpy(cred_out->amz_date, amz_date, sizeof(amz_date));
     /* epoch is within years 1970..9999, so none of this can overflow. */
     int64_t at_ms = epoch * 1000;
     if (now_ms > at_ms + MAX_SKEW_MS || now_ms < at_ms - MAX_SKEW_MS)
@@ -991,6 +993,166 @@ enum sigv4_result sigv4_verify(const struct sigv4_request *req, sigv4_secret_loo
     if (CRYPTO_memcmp(expected, cred.signature, 64) != 0)
         return SIGV4_MISMATCH;
     return SIGV4_OK;
+}
+
+/* ---- S3: presigned URLs and chunk signatures ---- */
+
+/* The decoded value of query parameter name (copied into out, NUL-terminated),
+ * its index in *at; 0, -ENOENT, or -EINVAL (duplicate, too long, bad escape). */
+static int presign_param(const struct sigv4_request *req, const char *name, char *out, size_t size,
+                         size_t *at)
+{
+    int found = 0;
+    for (size_t i = 0; i < req->nquery; i++) {
+        const struct sigv4_kv *q = &req->query[i];
+        if (!q->name || strcmp(q->name, name) != 0)
+            continue;
+        if (found++)
+            return -EINVAL;
+        const char *v = q->value ? q->value : "";
+        size_t n = strlen(v);
+        if (n >= size)
+            return -EINVAL;
+        memcpy(out, v, n + 1);
+        long len = percent_decode(out, n);
+        if (len < 0)
+            return -EINVAL;
+        out[len] = '\0';
+        if (at)
+            *at = i;
+    }
+    return found ? 0 : -ENOENT;
+}
+
+enum sigv4_result sigv4_verify_presigned(const struct sigv4_request *req,
+                                         sigv4_secret_lookup lookup, void *arg, int64_t now_ms,
+                                         struct sigv4_credential *cred_out)
+{
+    if (cred_out)
+        memset(cred_out, 0, sizeof(*cred_out));
+    if (!req || (!req->query && req->nquery) || req->nquery > MAX_QUERY_PAIRS)
+        return SIGV4_MALFORMED;
+    char alg[32], credential[256], date[32], expires[16], sig[80];
+    struct sigv4_credential cred;
+    memset(&cred, 0, sizeof(cred));
+    size_t sig_at = 0;
+    int rc = presign_param(req, "X-Amz-Algorithm", alg, sizeof(alg), NULL);
+    if (rc == -ENOENT)
+        return SIGV4_MISSING;
+    if (rc || strcmp(alg, ALGORITHM) != 0 ||
+        presign_param(req, "X-Amz-Credential", credential, sizeof(credential), NULL) ||
+        parse_credential(credential, strlen(credential), &cred) ||
+        presign_param(req, "X-Amz-SignedHeaders", cred.signed_headers, sizeof(cred.signed_headers),
+                      NULL) ||
+        !valid_signed_headers(cred.signed_headers, strlen(cred.signed_headers)) ||
+        presign_param(req, "X-Amz-Signature", sig, sizeof(sig), &sig_at) ||
+        parse_signature(sig, strlen(sig), &cred))
+        return SIGV4_MALFORMED;
+    for (char *p = cred.signed_headers; *p; p++)
+        *p = lower(*p);
+    if (cred_out)
+        *cred_out = cred;
+    int64_t epoch;
+    if (presign_param(req, "X-Amz-Date", date, sizeof(date), NULL) ||
+        parse_amz_date(date, &epoch) || memcmp(cred.date, date, 8) != 0)
+        return SIGV4_MALFORMED;
+    if (presign_param(req, "X-Amz-Expires", expires, sizeof(expires), NULL))
+        return SIGV4_MALFORMED;
+    char *end;
+    long secs = strtol(expires, &end, 10);
+    if (!expires[0] || *end || secs < 1 || secs > 604800)
+        return SIGV4_MALFORMED;
+    memcpy(cred.amz_date, date, AMZ_DATE_LEN + 1);
+    if (cred_out)
+        *cred_out = cred;
+    if (now_ms > (epoch + secs) * 1000 || now_ms < epoch * 1000 - MAX_SKEW_MS)
+        return SIGV4_EXPIRED;
+    const char *secret = lookup ? lookup(cred.access_key, arg) : NULL;
+    if (!secret)
+        return SIGV4_UNKNOWN_KEY;
+
+    /* Every query pair but the signature is signed. */
+    struct sigv4_kv stack[32];
+    struct sigv4_kv *q = req->nquery <= 32 ? stack : malloc(req->nquery * sizeof(*q));
+    if (!q)
+        return SIGV4_MALFORMED;
+    size_t nq = 0;
+    for (size_t i = 0; i < req->nquery; i++)
+        if (i != sig_at)
+            q[nq++] = req->query[i];
+    struct sigv4_request unsigned_req = *req;
+    unsigned_req.query = q;
+    unsigned_req.nquery = nq;
+    char expected[65];
+    rc = sigv4_compute(&unsigned_req, cred.signed_headers, date, cred.region, cred.service, secret,
+                       expected, NULL);
+    if (q != stack)
+        free(q);
+    if (rc)
+        return SIGV4_MALFORMED;
+    if (CRYPTO_memcmp(expected, cred.signature, 64) != 0)
+        return SIGV4_MISMATCH;
+    return SIGV4_OK;
+}
+
+/* HMAC over "<kind>\n<date>\n<scope>\n<prev>\n<tail>": the chained signatures
+ * of aws-chunked bodies (tail: SHA-256("") and the chunk's hash, or the
+ * trailer's hash). */
+static int chained_signature(const char *kind, const char *secret, const char *amz_date,
+                             const char *region, const char *service, const char *prev_signature,
+                             const char *tail, char out_hex[65])
+{
+    int64_t epoch;
+    size_t secret_len = secret ? strlen(secret) : 0;
+    if (!secret || !amz_date || !region || !service || !prev_signature || !out_hex ||
+        parse_amz_date(amz_date, &epoch) || secret_len > MAX_SECRET ||
+        strlen(prev_signature) != 64 ||
+        !valid_scope_part(region, sizeof(((struct sigv4_credential *)0)->region) - 1) ||
+        !valid_scope_part(service, sizeof(((struct sigv4_credential *)0)->service) - 1))
+        return -EINVAL;
+    pthread_once(&g_crypto_once, crypto_init);
+    if (!g_sha256 || !g_hmac)
+        return -EIO;
+    bool owned;
+    struct crypto_ctx *ctx = crypto_ctx_get(&owned);
+    if (!ctx)
+        return -ENOMEM;
+    char sts[512];
+    int n = snprintf(sts, sizeof(sts), "%s\n%s\n%.8s/%s/%s/%s\n%s\n%s", kind, amz_date, amz_date,
+                     region, service, SCOPE_TERMINATOR, prev_signature, tail);
+    unsigned char key[32], sig[32];
+    int rc = n > 0 && (size_t)n < sizeof(sts) ? 0 : -EINVAL;
+    if (!rc)
+        rc = signing_key(ctx->mac, secret, secret_len, amz_date, region, service, key);
+    if (!rc)
+        rc = hmac_sha256(ctx->mac, key, 32, sts, (size_t)n, sig);
+    OPENSSL_cleanse(key, sizeof(key));
+    if (!rc)
+        hex_encode(sig, 32, out_hex);
+    if (owned)
+        crypto_ctx_free(ctx);
+    return rc;
+}
+
+int sigv4_chunk_signature(const char *secret, const char *amz_date, const char *region,
+                          const char *service, const char *prev_signature,
+                          const unsigned char chunk_sha256[32], char out_hex[65])
+{
+    /* SHA-256 of the empty string: the chunk form has no headers to hash */
+    char tail[64 + 1 + 65] = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\n";
+    hex_encode(chunk_sha256, 32, tail + 65);
+    return chained_signature("AWS4-HMAC-SHA256-PAYLOAD", secret, amz_date, region, service,
+                             prev_signature, tail, out_hex);
+}
+
+int sigv4_trailer_signature(const char *secret, const char *amz_date, const char *region,
+                            const char *service, const char *prev_signature,
+                            const unsigned char trailer_sha256[32], char out_hex[65])
+{
+    char tail[65];
+    hex_encode(trailer_sha256, 32, tail);
+    return chained_signature("AWS4-HMAC-SHA256-TRAILER", secret, amz_date, region, service,
+                             prev_signature, tail, out_hex);
 }
 
 int sigv4_authorization(const struct sigv4_request *req, const char *signed_headers,

@@ -4,7 +4,8 @@
  * builds the canonical request and string to sign, derives the signing key
  * and compares signatures in constant time. Knows nothing about HTTP
  * libraries or which credentials exist: the caller passes a lookup.
- * Presigned URLs and aws-chunked payloads come with S3.
+ * Also S3's forms: presigned URLs (query-string auth) and the chunk
+ * signatures of aws-chunked (STREAMING-AWS4-HMAC-SHA256-PAYLOAD) bodies.
  */
 #ifndef IGNIS_EDGE_SIGV4_H
 #define IGNIS_EDGE_SIGV4_H
@@ -27,6 +28,7 @@ struct sigv4_credential {
     char service[33];
     char signed_headers[1024]; /* "host;x-amz-date", lower case, ';'-joined */
     char signature[65];        /* lower-case hex */
+    char amz_date[17];         /* the request's time, "20150830T123600Z" (set by the verifiers) */
 };
 
 /* The request as received, nothing decoded. */
@@ -43,11 +45,11 @@ struct sigv4_request {
 
 enum sigv4_result {
     SIGV4_OK = 0,
-    SIGV4_MISSING,       /* no Authorization header */
-    SIGV4_MALFORMED,     /* Authorization or X-Amz-Date unparsable, or a signed header missing */
-    SIGV4_UNKNOWN_KEY,   /* lookup did not know the access key */
-    SIGV4_MISMATCH,      /* signature differs */
-    SIGV4_EXPIRED,       /* X-Amz-Date more than 15 minutes from now */
+    SIGV4_MISSING,     /* no Authorization header */
+    SIGV4_MALFORMED,   /* Authorization or X-Amz-Date unparsable, or a signed header missing */
+    SIGV4_UNKNOWN_KEY, /* lookup did not know the access key */
+    SIGV4_MISMATCH,    /* signature differs */
+    SIGV4_EXPIRED,     /* X-Amz-Date more than 15 minutes from now */
 };
 
 /* Returns 0 or -EINVAL. */
@@ -81,6 +83,38 @@ typedef const char *(*sigv4_secret_lookup)(const char *access_key, void *arg);
  */
 enum sigv4_result sigv4_verify(const struct sigv4_request *req, sigv4_secret_lookup lookup,
                                void *arg, int64_t now_ms, struct sigv4_credential *cred_out);
+
+/*
+ * Verifies a presigned URL: X-Amz-Algorithm, X-Amz-Credential, X-Amz-Date,
+ * X-Amz-Expires (1..604800 s), X-Amz-SignedHeaders and X-Amz-Signature in the
+ * query (every other pair is signed too). The payload hash is
+ * req->payload_hash (S3: "UNSIGNED-PAYLOAD"). SIGV4_MISSING when the query
+ * has no X-Amz-Algorithm; SIGV4_EXPIRED when now is past X-Amz-Date +
+ * X-Amz-Expires (or the date is more than 15 minutes ahead).
+ */
+enum sigv4_result sigv4_verify_presigned(const struct sigv4_request *req,
+                                         sigv4_secret_lookup lookup, void *arg, int64_t now_ms,
+                                         struct sigv4_credential *cred_out);
+
+/*
+ * The signature of one chunk of an aws-chunked body: HMAC over
+ * "AWS4-HMAC-SHA256-PAYLOAD", the date, the scope, the previous signature
+ * (the seed signature for the first chunk), SHA-256("") and the chunk's
+ * SHA-256. Returns 0 or -EINVAL/-EIO.
+ */
+int sigv4_chunk_signature(const char *secret, const char *amz_date, const char *region,
+                          const char *service, const char *prev_signature,
+                          const unsigned char chunk_sha256[32], char out_hex[65]);
+
+/*
+ * The signature of the trailer of a STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER
+ * body: HMAC over "AWS4-HMAC-SHA256-TRAILER", the date, the scope, the last
+ * chunk's signature and the SHA-256 of the trailing headers as sent
+ * ("name:value\n" each, x-amz-trailer-signature excluded).
+ */
+int sigv4_trailer_signature(const char *secret, const char *amz_date, const char *region,
+                            const char *service, const char *prev_signature,
+                            const unsigned char trailer_sha256[32], char out_hex[65]);
 
 /*
  * Client side: signs a request with the headers it names in signed_headers
