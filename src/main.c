@@ -15,6 +15,7 @@ static const struct cli_command commands[] = {
     {"invoke", "invoke NAME [JSON] [--tail]", cmd_invoke},
     {"logs", "logs NAME [--follow] [--since MINUTES]", cmd_logs},
     {"ls", "ls", cmd_ls},
+    {"bill", "bill [--since T] [--until T] [--by function] [--json]", cmd_bill},
     {NULL, NULL, NULL},
 };
 

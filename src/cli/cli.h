@@ -17,5 +17,6 @@ int cmd_deploy(int argc, char **argv);
 int cmd_invoke(int argc, char **argv);
 int cmd_logs(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
+int cmd_bill(int argc, char **argv);
 
 #endif

@@ -4,6 +4,7 @@
 #include "core/util.h"
 
 #include <errno.h>
+#include <math.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <stdio.h>
@@ -220,6 +221,55 @@ void format_lambda_time(int64_t ms, char out[32])
 void format_iso8601_ms(int64_t ms, char out[32])
 {
     format_ms(ms, "Z", out);
+}
+
+int parse_timestamp_ms(const char *s, int64_t *out_ms)
+{
+    char *end;
+    double d = strtod(s, &end);
+    if (*s && !*end && strchr(s, '-') == NULL) { /* epoch seconds */
+        if (!isfinite(d) || fabs(d) > 1e12)
+            return -EINVAL;
+        *out_ms = (int64_t)floor(d * 1000.0 + 0.5);
+        return 0;
+    }
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    const char *p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!p) {
+        memset(&tm, 0, sizeof(tm));
+        p = strptime(s, "%Y-%m-%d", &tm);
+        if (!p)
+            return -EINVAL;
+    }
+    int64_t ms = 0;
+    if (*p == '.') {
+        int64_t scale = 100;
+        for (p++; *p >= '0' && *p <= '9'; p++, scale /= 10)
+            ms += scale > 0 ? (*p - '0') * scale : 0;
+    }
+    int64_t offset = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int sign = *p == '-' ? -1 : 1;
+        const char *d = p + 1;
+        int colon = d[0] && d[1] && d[2] == ':';
+        const char *mm = d + 2 + colon;
+        for (int i = 0; i < 2; i++)
+            if (d[i] < '0' || d[i] > '9')
+                return -EINVAL;
+        for (int i = 0; i < 2; i++)
+            if (mm[i] < '0' || mm[i] > '9')
+                return -EINVAL;
+        offset = sign * (((d[0] - '0') * 10 + (d[1] - '0')) * 3600 +
+                         ((mm[0] - '0') * 10 + (mm[1] - '0')) * 60);
+        p = mm + 2;
+    }
+    if (*p)
+        return -EINVAL;
+    *out_ms = ((int64_t)timegm(&tm) - offset) * 1000 + ms;
+    return 0;
 }
 
 int str_has_prefix(const char *s, const char *prefix)

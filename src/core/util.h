@@ -28,6 +28,9 @@ long percent_decode(char *s, size_t n);
 void format_lambda_time(int64_t ms, char out[32]);
 /* "2024-01-01T00:00:00.000Z" (ISO 8601, UTC, ms). */
 void format_iso8601_ms(int64_t ms, char out[32]);
+/* A timestamp as AWS clients send them: ISO 8601 ("2024-01-01T00:00:00Z", with optional
+ * fraction and a Z or +hh:mm offset, or a bare date) or epoch seconds; 0 or -EINVAL. */
+int parse_timestamp_ms(const char *s, int64_t *out_ms);
 int str_has_prefix(const char *s, const char *prefix);
 int str_has_suffix(const char *s, const char *suffix);
 
