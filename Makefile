@@ -4,12 +4,12 @@
 
 CC ?= cc
 BUILD ?= build
-PKGS := libmicrohttpd jansson sqlite3 libcrypto libzip libcurl libseccomp
+PKGS := libmicrohttpd jansson sqlite3 libcrypto libzip libcurl libseccomp libxml-2.0 zlib libcbor
 OPT ?= -O2 -g
 SAN ?=
 CFLAGS_ALL := $(OPT) $(SAN) -std=gnu11 -Wall -Wextra -Werror -Wno-format-truncation -D_GNU_SOURCE -Isrc \
 	$(shell pkg-config --cflags $(PKGS)) -MMD -MP $(CFLAGS)
-LDLIBS_ALL := $(SAN) $(shell pkg-config --libs $(PKGS)) -lpthread $(LDFLAGS)
+LDLIBS_ALL := $(SAN) $(shell pkg-config --libs $(PKGS)) -lpthread -lm $(LDFLAGS)
 
 SRCS := $(shell find src -name '*.c' ! -path src/main.c | sort)
 OBJS := $(SRCS:%.c=$(BUILD)/%.o)
@@ -34,7 +34,6 @@ $(PY_ZYGOTE_SO): $(PY_ZYGOTE_SRCS) $(wildcard src/exec/sandbox/*.h)
 	$(CC) -O2 -g -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Isrc -fPIC -shared \
 		$(shell pkg-config --cflags python3) -o $@.$$$$.tmp $(PY_ZYGOTE_SRCS) -lseccomp && \
 		mv $@.$$$$.tmp $@
-
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -81,7 +80,7 @@ build/fuzz/libignis.a: $(FUZZ_OBJS)
 	ar rcs $@ $^
 build/fuzz/%: tests/fuzz/%.c build/fuzz/libignis.a
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined $^ -o $@ \
-		$(shell pkg-config --libs $(PKGS)) -lpthread
+		$(shell pkg-config --libs $(PKGS)) -lpthread -lm
 
 # Each target a few seconds on its seed corpus (tests/fuzz/corpus/<name>): keeps
 # them building and catches regressions; long runs are for people (README).

@@ -6,8 +6,8 @@ export DEBIAN_FRONTEND=noninteractive
 pkgs=(
   build-essential pkg-config clang libclang-rt-14-dev
   libmicrohttpd-dev libjansson-dev libsqlite3-dev libssl-dev libzip-dev
-  libseccomp-dev libcmocka-dev libcurl4-openssl-dev e2fsprogs
-  python3 python3-dev python3-pytest python3-boto3 python3-pycurl awscli nodejs zip unzip curl
+  libseccomp-dev libcmocka-dev libcurl4-openssl-dev libxml2-dev zlib1g-dev libcbor-dev e2fsprogs
+  python3 python3-dev python3-pytest python3-boto3 python3-pycurl python3-pil python3-prometheus-client python3-cbor2 awscli nodejs zip unzip curl
 )
 missing=()
 for p in "${pkgs[@]}"; do

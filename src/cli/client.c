@@ -254,8 +254,7 @@ void client_error_print(const struct client_error *err)
 }
 
 json_t *client_json(struct client *c, const char *method, const char *path, const char *query,
-                    const char *service, const char *target, json_t *body,
-                    struct client_error *err)
+                    const char *service, const char *target, json_t *body, struct client_error *err)
 {
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     struct client_response r;

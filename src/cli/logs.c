@@ -52,8 +52,8 @@ static int print_since(struct client *cl, const char *group, int64_t start_ms, s
             json_object_set_new(body, "nextToken", json_string(token));
         json_decref(res);
         struct client_error err;
-        res = client_json(cl, "POST", "/", NULL, "logs", "Logs_20140328.FilterLogEvents", body,
-                          &err);
+        res =
+            client_json(cl, "POST", "/", NULL, "logs", "Logs_20140328.FilterLogEvents", body, &err);
         json_decref(body);
         if (!res) {
             if (strcmp(err.code, "ResourceNotFoundException") == 0)

@@ -26,6 +26,8 @@
 #include "services/apigw/apigw.h"
 #include "services/lambda/lambda.h"
 #include "services/logs/logs.h"
+#include "services/s3/s3.h"
+#include "services/metrics/metrics.h"
 #include "store/db.h"
 #include "store/logstore.h"
 
@@ -154,6 +156,8 @@ int cmd_serve(int argc, char **argv)
     struct pool *pool = NULL;
     struct lambda *lambda = NULL;
     struct apigw *apigw = NULL;
+    struct s3 *s3 = NULL;
+    struct metrics *metrics = NULL;
     struct edge *edge = NULL;
     int sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
     char path[4200];
@@ -196,7 +200,13 @@ int cmd_serve(int argc, char **argv)
     pool_set_endpoint(pool, (uint16_t)port, edge_take_connection, edge);
     if (logs_register(edge, logs, &cfg) < 0)
         goto out;
+    if (!(metrics = metrics_new(loop, &cfg, db)) || metrics_register(metrics, edge) < 0)
+        goto out;
+    metrics_attach(metrics, pool, lambda);
+    lambda_set_metrics(lambda, metrics);
     if (!(apigw = apigw_new(loop, &cfg, db, lambda)) || apigw_register(apigw, edge) < 0)
+        goto out;
+    if (!(s3 = s3_new(loop, &cfg, wq, lambda)) || s3_register(s3, edge) < 0)
         goto out;
     loop_add_fd(loop, sigfd, EPOLLIN, on_signal, NULL);
     loop_add_before_sleep(loop, flush_logs, logs);
@@ -216,6 +226,9 @@ out:
     pool_free(pool);
     edge_free(edge);
     apigw_free(apigw); /* after the pool: its invocations' callbacks have run */
+    s3_free(s3);       /* after the edge: uploads in flight are gone with it */
+    /* writes what is pending; before the db closes */
+    metrics_free(metrics);
     logstore_close(logs);
     db_close(db);
     if (sigfd >= 0)

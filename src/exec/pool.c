@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -43,6 +44,7 @@
 
 #define RUNTIME_API_PREFIX "/2018-06-01/runtime/"
 #define MAX_RESPONSE_BYTES 6291556 /* Lambda's sync response limit */
+#define DEFAULT_STREAM_MB 200      /* Lambda's limit of a streamed response (20 MB until 2025) */
 #define LOG_TAIL_BYTES 4096
 #define MAX_LOG_LINE (256 * 1024)
 #define INIT_TIMEOUT_MS 10000
@@ -76,6 +78,10 @@ struct instance {
     int endpoint_fd; /* 127.0.0.1:<edge port> in its network namespace (pool_set_endpoint) */
     int conns[MAX_CONNS_PER_INSTANCE];
     struct http_req *next_req; /* parked GET /next */
+    struct http_req *upload;   /* a streamed POST /response still coming in (stream_*) */
+    char upload_id[37];        /* the invocation it answers */
+    size_t upload_bytes;
+    int upload_dropped; /* the caller's on_chunk refused: the rest is discarded */
     struct invocation *current;
     struct buf out_partial; /* output up to the next newline */
     struct buf init_error;  /* JSON posted to /init/error */
@@ -105,6 +111,7 @@ struct pool_fn {
     char **argv, **envp;
     char *zygote; /* pool_zygote name, or NULL */
     unsigned timeout_ms, memory_mb, max_instances;
+    int log_json, system_log_level, app_log_level; /* pool_fn_spec */
     int retired;
     struct instance *idle; /* stack: most recently used first */
     struct invocation *queue_head, *queue_tail;
@@ -140,6 +147,7 @@ struct pool {
     struct cgroup_root *cg_root;
     int cpu_limit; /* instances get CPU in proportion to memory after init */
     int64_t idle_timeout_us;
+    size_t stream_max_bytes; /* IGNIS_STREAM_MAX_MB */
     uint64_t min_free_bytes;
     struct loop_timer *sweep_timer;  /* retires idle instances */
     struct scratch *scratch;         /* makes disk-backed /tmp filesystems, or NULL: tmpfs */
@@ -147,16 +155,20 @@ struct pool {
     struct prepared_set *net_set;    /* ready network namespaces with their listener */
     struct prepared_set *cg_set;     /* ready cgroups (no memory limit yet) */
     unsigned long long prepared_seq; /* their names, made on the work queue */
+    unsigned long long spawn_seq;
+    /* invocations that reported an Init Duration (pool_stats) */
+    unsigned long long cold_starts;
     struct pool_zygote zygotes[MAX_ZYGOTES]; /* pool_add_zygote */
     int nzygotes;
     uint16_t endpoint_port; /* pool_set_endpoint */
     pool_endpoint_cb endpoint_cb;
     void *endpoint_arg;
-    unsigned long long spawn_seq;
 };
 
 static void instance_kill(struct instance *inst);
 static void maybe_spawn(struct pool_fn *fn);
+static void stream_answer(struct instance *inst, unsigned status, const char *type,
+                          const char *msg);
 static void provision_later(struct pool_fn *fn);
 static void fn_maybe_free(struct pool_fn *fn);
 
@@ -246,6 +258,67 @@ static void log_printf(struct instance *inst, const char *fmt, ...)
     log_line(inst, line, (size_t)n);
 }
 
+int pool_log_level_parse(const char *name, size_t len)
+{
+    static const struct {
+        const char *name;
+        int level;
+    } names[] = {{"TRACE", POOL_LOG_TRACE}, {"DEBUG", POOL_LOG_DEBUG},   {"INFO", POOL_LOG_INFO},
+                 {"WARN", POOL_LOG_WARN},   {"WARNING", POOL_LOG_WARN},  {"ERROR", POOL_LOG_ERROR},
+                 {"FATAL", POOL_LOG_FATAL}, {"CRITICAL", POOL_LOG_FATAL}};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strlen(names[i].name) == len && strncasecmp(names[i].name, name, len) == 0)
+            return names[i].level;
+    return 0;
+}
+
+/* Lambda's filter for the application logs of JSON-format functions: a line that is a JSON
+ * object whose "level" is below the function's ApplicationLogLevel is dropped; anything else
+ * (not JSON, no or an unknown level) counts as INFO. */
+static int below_app_level(const struct pool_fn *fn, const char *line, size_t len)
+{
+    if (!fn->log_json || fn->app_log_level <= POOL_LOG_TRACE)
+        return 0;
+    int level = POOL_LOG_INFO;
+    if (len > 1 && line[0] == '{') {
+        json_t *doc = json_loadb(line, len, 0, NULL);
+        const char *name = json_string_value(json_object_get(doc, "level"));
+        int parsed = name ? pool_log_level_parse(name, strlen(name)) : 0;
+        if (parsed)
+            level = parsed;
+        json_decref(doc);
+    }
+    return level < fn->app_log_level;
+}
+
+/* A platform line in JSON format: {"time","type","record"} as Lambda writes them to
+ * CloudWatch (the Telemetry API's schema), kept from the function's system log level up.
+ * Takes record. */
+static void platform_json(struct instance *inst, int level, const char *type, json_t *record)
+{
+    if (level >= inst->fn->system_log_level) {
+        char ts[32];
+        format_iso8601_ms(now_ms(), ts);
+        json_t *doc = json_pack("{s:s, s:s, s:O}", "time", ts, "type", type, "record", record);
+        char *text = doc ? json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        if (text)
+            log_line(inst, text, strlen(text));
+        free(text);
+        json_decref(doc);
+    }
+    json_decref(record);
+}
+
+static void log_start(struct instance *inst, struct invocation *inv)
+{
+    if (inst->fn->log_json)
+        platform_json(
+            inst, POOL_LOG_INFO, "platform.start",
+            json_pack("{s:s, s:s}", "requestId", inv->request_id, "version", inst->fn->version));
+    else
+        log_printf(inst, "START RequestId: %s Version: %s", inv->request_id, inst->fn->version);
+}
+
 /* Reads what the process wrote so far and logs its complete lines. */
 static void drain_output(struct instance *inst, int final)
 {
@@ -260,7 +333,8 @@ static void drain_output(struct instance *inst, int final)
         size_t start = 0;
         for (size_t i = 0; i < inst->out_partial.len; i++) {
             if (inst->out_partial.data[i] == '\n') {
-                log_line(inst, inst->out_partial.data + start, i - start);
+                if (!below_app_level(inst->fn, inst->out_partial.data + start, i - start))
+                    log_line(inst, inst->out_partial.data + start, i - start);
                 start = i + 1;
             }
         }
@@ -314,10 +388,21 @@ static void init_report(struct instance *inst, const char *status)
         return;
     inst->init_reported = 1;
     char type[160] = "";
-    if (inst->init_error_type[0] && strcmp(status, "error") == 0)
+    double ms = (double)(mono_us() - inst->spawn_us) / 1000.0;
+    int with_type = inst->init_error_type[0] && strcmp(status, "error") == 0;
+    if (inst->fn->log_json) {
+        json_t *rec = json_pack("{s:s, s:s, s:s, s:{s:f}}", "initializationType",
+                                inst->provisioned ? "provisioned-concurrency" : "on-demand",
+                                "phase", "init", "status", status, "metrics", "durationMs", ms);
+        if (with_type)
+            json_object_set_new(rec, "errorType", json_string(inst->init_error_type));
+        platform_json(inst, POOL_LOG_INFO, "platform.initReport", rec);
+        return;
+    }
+    if (with_type)
         snprintf(type, sizeof(type), "\tError Type: %s", inst->init_error_type);
-    log_printf(inst, "INIT_REPORT Init Duration: %.2f ms\tPhase: init\tStatus: %s%s",
-               (double)(mono_us() - inst->spawn_us) / 1000.0, status, type);
+    log_printf(inst, "INIT_REPORT Init Duration: %.2f ms\tPhase: init\tStatus: %s%s", ms, status,
+               type);
 }
 
 /* Why the runtime could not be started, in AWS's words (Go's error strings). */
@@ -345,9 +430,33 @@ static void write_report(struct instance *inst, struct invocation *inv, const ch
     if (billed < 1)
         billed = 1;
     char init[64] = "", st[64] = "";
+    inv->duration_us = mono_us() - inv->start_us;
+    inv->billed_ms = (unsigned)billed;
+    inv->max_memory_mb = max_memory_used_mb(inst);
     if (inst && inst->report_init) {
         snprintf(init, sizeof(init), "\tInit Duration: %.2f ms", inst->init_ms);
         inst->report_init = 0;
+        inv->init_ms = inst->init_ms;
+        inst->pool->cold_starts++;
+    }
+    if (inst->fn->log_json) {
+        /* the Telemetry API's statuses: what the text form says, else success or error */
+        const char *s = status                                           ? status
+                        : inv->outcome_hint == INVOCATION_FUNCTION_ERROR ? "error"
+                                                                         : "success";
+        if (status && strcmp(status, "error") == 0)
+            s = "failure"; /* the runtime died */
+        platform_json(inst, POOL_LOG_DEBUG, "platform.runtimeDone",
+                      json_pack("{s:s, s:s}", "requestId", inv->request_id, "status", s));
+        json_t *metrics = json_pack(
+            "{s:f, s:I, s:i, s:i}", "durationMs", dur_ms, "billedDurationMs", (json_int_t)billed,
+            "memorySizeMB", (int)inv->fn->memory_mb, "maxMemoryUsedMB", (int)inv->max_memory_mb);
+        if (init[0])
+            json_object_set_new(metrics, "initDurationMs", json_real(inv->init_ms));
+        platform_json(inst, POOL_LOG_INFO, "platform.report",
+                      json_pack("{s:s, s:o, s:s}", "requestId", inv->request_id, "metrics", metrics,
+                                "status", s));
+        return;
     }
     if (status)
         snprintf(st, sizeof(st), "\tStatus: %s", status);
@@ -355,8 +464,7 @@ static void write_report(struct instance *inst, struct invocation *inv, const ch
     log_printf(inst,
                "REPORT RequestId: %s\tDuration: %.2f ms\tBilled Duration: %lld ms\tMemory Size: "
                "%u MB\tMax Memory Used: %u MB%s%s",
-               inv->request_id, dur_ms, billed, inv->fn->memory_mb, max_memory_used_mb(inst), init,
-               st);
+               inv->request_id, dur_ms, billed, inv->fn->memory_mb, inv->max_memory_mb, init, st);
 }
 
 /* Hands the outcome to the caller. inst may be NULL (never dispatched). */
@@ -370,6 +478,7 @@ static void complete(struct invocation *inv, enum invocation_outcome outcome)
         buf_consume(&inv->log_tail, inv->log_tail.len - LOG_TAIL_BYTES);
     inv->outcome = outcome;
     inv->executed_version = inv->fn->version;
+    inv->memory_mb = inv->fn->memory_mb;
     inv->inst = NULL;
     inv->done(inv, inv->done_arg);
 }
@@ -379,6 +488,7 @@ static void finish_current(struct instance *inst, enum invocation_outcome outcom
 {
     struct invocation *inv = inst->current;
     drain_output(inst, 1); /* a last line without newline is still this invocation's */
+    inv->outcome_hint = outcome;
     write_report(inst, inv, status);
     inst->current = NULL;
     set_state(inst, INST_BETWEEN);
@@ -424,7 +534,7 @@ static void dispatch(struct instance *inst, struct invocation *inv)
     inv->inst = inst;
     inv->start_us = mono_us();
     inv->deadline_ms = now_ms() + inst->fn->timeout_ms;
-    log_printf(inst, "START RequestId: %s Version: %s", inv->request_id, inst->fn->version);
+    log_start(inst, inv);
     inv->timer = loop_timer_add(inst->pool->loop, inst->fn->timeout_ms, on_timeout, inv);
 
     char deadline[24], trace[96];
@@ -543,7 +653,7 @@ static void instance_reap(struct instance *inst, int status)
             if (inv->want_log_tail) /* what init printed explains the failure */
                 buf_append(&inv->log_tail, inst->init_log.data ? inst->init_log.data : "",
                            inst->init_log.len);
-            log_printf(inst, "START RequestId: %s Version: %s", inv->request_id, fn->version);
+            log_start(inst, inv);
             if (inst->init_error.len > 0) {
                 buf_reset(&inv->result);
                 buf_append(&inv->result, inst->init_error.data, inst->init_error.len);
@@ -566,6 +676,7 @@ static void instance_reap(struct instance *inst, int status)
         inst->next_req = NULL;
         http_reply(req, 500, "application/json", "{}", 2);
     }
+    stream_answer(inst, 410, "Gone", "the instance is gone");
     if (inst->state == INST_IDLE)
         remove_idle(inst);
     set_state(inst, INST_IDLE); /* leaves the counts */
@@ -889,6 +1000,7 @@ static int launch_sandboxed(struct instance *inst, char **envp, int out[2], int 
         /* the daemon's AWS endpoint inside the instance's own network namespace */
         .extra_port = want_endpoint && net.fd[0] < 0 ? pool->endpoint_port : 0,
         .stdout_fd = out[1],
+
         /* without a cgroup, what rlimits can do */
         .rlimit_data = inst->cg ? 0 : (uint64_t)fn->memory_mb << 20,
         .rlimit_nproc = inst->cg ? 0 : CGROUP_DEFAULT_PIDS_MAX,
@@ -904,7 +1016,6 @@ static int launch_sandboxed(struct instance *inst, char **envp, int out[2], int 
             log_warn("zygote %s: %s; starting %s the slow way", fn->zygote, err, fn->name);
         rc = sbx_spawn(&spec, &child, err, sizeof(err));
     }
-
     prepared_close(&tmp); /* the instance's namespaces hold them now */
     int endpoint_fd = child.extra_listen_fd;
     if (rc == 0 && want_endpoint && net.fd[0] >= 0) /* a prepared namespace: ours to add to */
@@ -1236,9 +1347,142 @@ static void rt_result(struct instance *inst, struct http_req *req, const char *i
         json_decref(doc);
     } else {
         buf_append(&inv->result, body, len);
+        const char *type = http_req_header(req, "Content-Type");
+        snprintf(inv->response_type, sizeof(inv->response_type), "%s",
+                 type ? type : "application/json");
     }
     http_reply(req, 202, "application/json", "{\"status\":\"OK\"}", 15);
     finish_current(inst, is_error ? INVOCATION_FUNCTION_ERROR : INVOCATION_OK, NULL);
+}
+
+/*=== Streamed responses ===
+ *
+ * A runtime that posts its response with Lambda-Runtime-Function-Response-Mode:
+ * streaming (chunked) has its body read as it arrives: each piece goes to the
+ * invocation's on_chunk, or into result when the caller wants it whole. An
+ * error in the middle comes as the trailers Lambda-Runtime-Function-Error-Type
+ * and -Error-Body (base64 of the error JSON). The timeout still applies; a
+ * response over the limit ends the invocation with Function.ResponseSizeTooLarge
+ * while the runtime's upload is read to its end and dropped. */
+
+/* Answers the upload, if one is open (status 202: accepted); req is let go first. */
+static void stream_answer(struct instance *inst, unsigned status, const char *type, const char *msg)
+{
+    struct http_req *req = inst->upload;
+    if (!req)
+        return;
+    inst->upload = NULL;
+    http_req_on_gone(req, NULL, NULL);
+    http_req_read_body(req, NULL, NULL);
+    if (status == 202)
+        http_reply(req, 202, "application/json", "{\"status\":\"OK\"}", 15);
+    else
+        rt_error(req, status, type, msg);
+}
+
+/* The upload's invocation, if it is still the instance's current one. */
+static struct invocation *stream_invocation(struct instance *inst)
+{
+    struct invocation *inv = inst->current;
+    return inv && strcmp(inv->request_id, inst->upload_id) == 0 ? inv : NULL;
+}
+
+static void stream_error_result(struct invocation *inv, const char *type, const char *body_b64)
+{
+    struct buf body = BUF_INIT;
+    json_t *doc = NULL;
+    if (body_b64 && base64_decode(&body, body_b64, strlen(body_b64)) == 0)
+        doc = json_loadb(body.data ? body.data : "", body.len, 0, NULL);
+    buf_reset(&inv->result);
+    if (json_is_object(doc) && json_is_string(json_object_get(doc, "errorType")))
+        buf_append(&inv->result, body.data, body.len);
+    else
+        json_error(&inv->result, type, "%.*s", (int)(body.len > 900 ? 900 : body.len),
+                   body.data ? body.data : "");
+    json_decref(doc);
+    buf_release(&body);
+}
+
+static int stream_sink(struct http_req *req, const char *data, size_t len, void *arg)
+{
+    (void)req;
+    struct instance *inst = arg;
+    struct invocation *inv = stream_invocation(inst);
+    if (!inv) { /* finished already (a timeout: the instance is being killed) */
+        stream_answer(inst, data ? 410 : 202, "Gone", "the invocation is over");
+        return data ? -1 : 0;
+    }
+    if (!data) {
+        const char *type = http_req_trailer(req, "Lambda-Runtime-Function-Error-Type");
+        if (type)
+            stream_error_result(inv, type,
+                                http_req_trailer(req, "Lambda-Runtime-Function-Error-Body"));
+        stream_answer(inst, 202, NULL, NULL);
+        finish_current(inst, type ? INVOCATION_FUNCTION_ERROR : INVOCATION_OK, NULL);
+        return 0;
+    }
+    size_t limit = inv->on_chunk ? inst->pool->stream_max_bytes : MAX_RESPONSE_BYTES;
+    inst->upload_bytes += len;
+    if (inst->upload_bytes > limit) {
+        json_error(&inv->result, "Function.ResponseSizeTooLarge",
+                   "Response payload size exceeded maximum allowed payload size (%zu bytes).",
+                   limit);
+        stream_answer(inst, 413, "RequestEntityTooLarge", "Exceeded maximum allowed payload size");
+        finish_current(inst, INVOCATION_FUNCTION_ERROR, NULL);
+        return -1;
+    }
+    if (!inv->on_chunk)
+        buf_append(&inv->result, data, len);
+    else if (!inst->upload_dropped && inv->on_chunk(inv, data, len, inv->chunk_arg) < 0)
+        inst->upload_dropped = 1;
+    return 0;
+}
+
+/* The runtime's connection broke in the middle of its upload: the instance
+ * answers nothing more for it (its exit, or the timeout, ends the invocation). */
+static void stream_gone(struct http_req *req, void *arg)
+{
+    (void)req;
+    struct instance *inst = arg;
+    inst->upload = NULL;
+}
+
+static void stream_begin(struct instance *inst, struct http_req *req, const char *id)
+{
+    struct invocation *inv = inst->current;
+    if (!inv || strcmp(inv->request_id, id) != 0) {
+        rt_error(req, 400, "InvalidRequestID", "Invalid request ID");
+        return;
+    }
+    if (inst->upload) {
+        rt_error(req, 400, "InvalidRequest", "a response is already streaming");
+        return;
+    }
+    const char *type = http_req_header(req, "Content-Type");
+    snprintf(inv->response_type, sizeof(inv->response_type), "%s",
+             type ? type : "application/octet-stream");
+    inv->streamed = 1;
+    buf_reset(&inv->result);
+    inst->upload = req;
+    snprintf(inst->upload_id, sizeof(inst->upload_id), "%s", id);
+    inst->upload_bytes = 0;
+    inst->upload_dropped = 0;
+    http_req_on_gone(req, stream_gone, inst);
+    http_req_read_body(req, stream_sink, inst);
+}
+
+void pool_stream_pause(struct invocation *inv)
+{
+    struct instance *inst = inv->inst;
+    if (inst && inst->upload && stream_invocation(inst) == inv)
+        http_req_pause_body(inst->upload);
+}
+
+void pool_stream_resume(struct invocation *inv)
+{
+    struct instance *inst = inv->inst;
+    if (inst && inst->upload && stream_invocation(inst) == inv)
+        http_req_resume_body(inst->upload);
 }
 
 static void rt_init_error(struct instance *inst, struct http_req *req)
@@ -1267,10 +1511,14 @@ static void rt_init_error(struct instance *inst, struct http_req *req)
     http_reply(req, 202, "application/json", "{\"status\":\"OK\"}", 15);
 }
 
+/* A streamed response is read as it comes (stream_*), any other body whole. */
 static size_t rt_body_cap(struct http_req *req, void *arg)
 {
-    (void)req;
     (void)arg;
+    const char *mode = http_req_header(req, "Lambda-Runtime-Function-Response-Mode");
+    if (mode && strcasecmp(mode, "streaming") == 0 && strcmp(http_req_method(req), "POST") == 0 &&
+        str_has_suffix(http_req_path(req), "/response"))
+        http_req_stream(req);
     return MAX_RESPONSE_BYTES;
 }
 
@@ -1309,6 +1557,10 @@ static void rt_handle(struct http_req *req, void *arg)
             char rid[64];
             memcpy(rid, id, (size_t)(slash - id));
             rid[slash - id] = '\0';
+            if (strcmp(slash, "/response") == 0 && http_req_streaming(req)) {
+                stream_begin(inst, req, rid);
+                return;
+            }
             if (strcmp(slash, "/response") == 0) {
                 rt_result(inst, req, rid, 0);
                 return;
@@ -1347,6 +1599,9 @@ struct pool_fn *pool_fn_new(struct pool *pool, const struct pool_fn_spec *spec)
     fn->timeout_ms = spec->timeout_ms;
     fn->memory_mb = spec->memory_mb;
     fn->max_instances = spec->max_instances;
+    fn->log_json = spec->log_json;
+    fn->system_log_level = spec->system_log_level;
+    fn->app_log_level = spec->app_log_level;
     return fn;
 }
 
@@ -1545,6 +1800,7 @@ struct pool *pool_new(struct loop *loop, struct logstore *logs, const char *cgro
     http_server_on_close(pool->rt, on_conn_closed, pool);
     pool->cpu_limit = env_number("IGNIS_CPU_LIMIT", 1) != 0;
     pool->idle_timeout_us = env_number("IGNIS_IDLE_TIMEOUT_S", DEFAULT_IDLE_TIMEOUT_S) * 1000000LL;
+    pool->stream_max_bytes = (size_t)env_number("IGNIS_STREAM_MAX_MB", DEFAULT_STREAM_MB) << 20;
     pool->min_free_bytes = (uint64_t)env_number("IGNIS_MIN_FREE_MB", DEFAULT_MIN_FREE_MB) << 20;
     pool->sweep_timer = loop_timer_add(loop, SWEEP_MS, on_sweep, pool);
     if (cgroup_setup(&pool->cg_root, cgroup_name) == 0)
@@ -1662,4 +1918,41 @@ void pool_prepare_ahead(struct pool *pool, struct workq *wq)
 int pool_sandboxed(const struct pool *pool)
 {
     return pool->sandbox;
+}
+
+static int cmp_ptr(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t) * (void *const *)a, y = (uintptr_t) * (void *const *)b;
+    return x < y ? -1 : x > y;
+}
+
+void pool_stats(struct pool *pool, struct pool_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->cold_starts = pool->cold_starts;
+    size_t n = 0, alloc = 0;
+    struct pool_fn **fns = NULL;
+    for (struct instance *i = pool->all; i; i = i->next) {
+        if (i->state == INST_STARTING)
+            out->starting++;
+        else if (i->state == INST_IDLE)
+            out->idle++;
+        else if (i->state == INST_BUSY)
+            out->busy++;
+        else
+            out->between++;
+        if (n == alloc) {
+            struct pool_fn **more = realloc(fns, (alloc = alloc ? 2 * alloc : 16) * sizeof(*fns));
+            if (!more)
+                break;
+            fns = more;
+        }
+        fns[n++] = i->fn;
+    }
+    /* a function's queue once, however many instances it has */
+    qsort(fns, n, sizeof(*fns), cmp_ptr);
+    for (size_t k = 0; k < n; k++)
+        if (k == 0 || fns[k] != fns[k - 1])
+            out->waiting += fns[k]->nqueue;
+    free(fns);
 }

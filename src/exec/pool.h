@@ -23,6 +23,18 @@
 
 struct pool;
 struct pool_fn;
+
+enum pool_log_level {
+    POOL_LOG_ALL = 0,
+    POOL_LOG_TRACE,
+    POOL_LOG_DEBUG,
+    POOL_LOG_INFO,
+    POOL_LOG_WARN,
+    POOL_LOG_ERROR,
+    POOL_LOG_FATAL,
+};
+/* "TRACE", "debug", "WARNING", "CRITICAL", ... as runtimes and Lambda name levels; 0 if none */
+int pool_log_level_parse(const char *name, size_t len);
 struct workq;
 struct instance;
 
@@ -42,8 +54,15 @@ struct pool_fn_spec {
     unsigned timeout_ms;
     unsigned memory_mb;
     unsigned max_instances; /* 0: pool default */
-    const char *zygote;     /* sandbox: start instances by forking this zygote (pool_add_zygote)
-                               when it is ready, argv then only says what it would run */
+    /* LoggingConfig: with log_json the platform's lines (START, REPORT, ...) are Lambda's JSON
+     * records ({"time","type":"platform.*","record"}), kept from system_log_level up; and
+     * the function's own JSON lines with a "level" below app_log_level are dropped, as Lambda
+     * filters them (0: no filtering). Levels are enum pool_log_level. */
+    int log_json;
+    int system_log_level;
+    int app_log_level;
+    const char *zygote; /* sandbox: start instances by forking this zygote (pool_add_zygote)
+                           when it is ready, argv then only says what it would run */
 };
 
 enum invocation_outcome {
@@ -61,12 +80,28 @@ struct invocation {
     int want_log_tail; /* keep this invocation's log lines (last 4 KB) */
     void (*done)(struct invocation *inv, void *arg);
     void *done_arg;
+    /* Optional: a response the runtime streams (Lambda-Runtime-Function-Response-Mode:
+     * streaming) is handed over piece by piece as it arrives, up to 20 MB, instead of being
+     * collected into result (up to 6 MB, as without on_chunk). A return < 0 drops the rest
+     * (the function still runs to its end). done() is the end: result then holds only an
+     * error, if any. pool_stream_pause/resume hold the runtime back (backpressure). */
+    int (*on_chunk)(struct invocation *inv, const char *data, size_t len, void *arg);
+    void *chunk_arg;
     /* set by the pool before done() */
     enum invocation_outcome outcome;
     struct buf result;
     struct buf log_tail;
     const char *executed_version;
+    int streamed;            /* the runtime streamed its response (set before the first chunk) */
+    char response_type[128]; /* the Content-Type the runtime posted its response with */
+    /* the REPORT line's figures (metering, metrics); all 0 when it never ran */
+    int64_t duration_us;    /* Duration */
+    unsigned billed_ms;     /* Billed Duration: rounded up to 1 ms, at least 1 */
+    unsigned memory_mb;     /* Memory Size (set even when it never ran) */
+    unsigned max_memory_mb; /* Max Memory Used */
+    double init_ms;         /* Init Duration of the cold start it waited for, else 0 */
     /* pool-private */
+    enum invocation_outcome outcome_hint; /* for the report, before done() */
     struct pool_fn *fn;
     struct instance *inst;
     struct invocation *next;
@@ -120,10 +155,23 @@ void pool_fn_provision(struct pool_fn *fn, unsigned n);
 /* How many of fn's provisioned instances have finished init (AvailableProvisioned...). */
 unsigned pool_fn_provisioned_ready(const struct pool_fn *fn);
 
+/* The daemon's own figures (Prometheus): instances by state, invocations waiting for one,
+ * and cold starts served (invocations that reported an Init Duration) since start. */
+struct pool_stats {
+    unsigned starting, idle, busy, between;
+    unsigned waiting;
+    unsigned long long cold_starts;
+};
+void pool_stats(struct pool *pool, struct pool_stats *out);
+
 /* Creates an invocation with a fresh request id. */
 struct invocation *invocation_new(void);
 void invocation_free(struct invocation *inv);
 /* Queues inv; done() is called exactly once, maybe before this returns. */
 void pool_invoke(struct pool_fn *fn, struct invocation *inv);
+/* While inv's response streams: stop reading the runtime's upload until resumed (no-ops
+ * otherwise). */
+void pool_stream_pause(struct invocation *inv);
+void pool_stream_resume(struct invocation *inv);
 
 #endif

@@ -28,6 +28,33 @@ static const char *migrations[] = {
     "received_ms INTEGER NOT NULL, attempts INTEGER NOT NULL, due_ms INTEGER NOT NULL);",
     /* 3: API Gateway HTTP APIs */
     "CREATE TABLE http_apis (id TEXT PRIMARY KEY, record TEXT NOT NULL);",
+    /* 4: S3 buckets, objects (keys as BLOBs: byte order), multipart uploads and parts */
+    "CREATE TABLE s3_buckets (name TEXT PRIMARY KEY, region TEXT NOT NULL, "
+    "created_ms INTEGER NOT NULL, notification TEXT);"
+    "CREATE TABLE s3_objects (bucket TEXT NOT NULL, key BLOB NOT NULL, size INTEGER NOT NULL, "
+    "etag TEXT NOT NULL, modified_ms INTEGER NOT NULL, file TEXT NOT NULL, headers TEXT NOT NULL, "
+    "PRIMARY KEY (bucket, key)) WITHOUT ROWID;"
+    "CREATE INDEX s3_objects_file ON s3_objects(file);"
+    "CREATE TABLE s3_uploads (id TEXT PRIMARY KEY, bucket TEXT NOT NULL, key BLOB NOT NULL, "
+    "created_ms INTEGER NOT NULL, headers TEXT NOT NULL);"
+    "CREATE INDEX s3_uploads_key ON s3_uploads(bucket, key, id);"
+    "CREATE TABLE s3_parts (upload TEXT NOT NULL, number INTEGER NOT NULL, size INTEGER NOT NULL, "
+    "etag TEXT NOT NULL, modified_ms INTEGER NOT NULL, file TEXT NOT NULL, "
+    "PRIMARY KEY (upload, number)) WITHOUT ROWID;"
+    "CREATE INDEX s3_parts_file ON s3_parts(file);",
+    /* 5: metrics (src/services/metrics): series, their per-minute aggregates (a row per
+     * flush; queries add them up), alarms with their history, and the billing meter */
+    "CREATE TABLE metric_series (id INTEGER PRIMARY KEY, namespace TEXT NOT NULL, "
+    "name TEXT NOT NULL, dims TEXT NOT NULL, unit TEXT NOT NULL, UNIQUE(namespace, name, dims));"
+    "CREATE TABLE metric_data (series INTEGER NOT NULL, ts INTEGER NOT NULL, count REAL NOT NULL, "
+    "sum REAL NOT NULL, min REAL NOT NULL, max REAL NOT NULL, hist BLOB);"
+    "CREATE INDEX metric_data_by_series ON metric_data(series, ts);"
+    "CREATE TABLE alarms (name TEXT PRIMARY KEY, record TEXT NOT NULL);"
+    "CREATE TABLE alarm_history (seq INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, "
+    "ts INTEGER NOT NULL, item TEXT NOT NULL);"
+    "CREATE TABLE billing (function TEXT NOT NULL, hour INTEGER NOT NULL, "
+    "requests INTEGER NOT NULL, billed_ms INTEGER NOT NULL, mb_ms INTEGER NOT NULL, "
+    "PRIMARY KEY(function, hour));",
 };
 
 struct statement {
@@ -107,6 +134,11 @@ int db_open(const char *path, struct db **out)
 error:
     db_close(db);
     return -EIO;
+}
+
+struct sqlite3 *db_sqlite(struct db *db)
+{
+    return db->conn;
 }
 
 void db_close(struct db *db)

@@ -19,6 +19,9 @@ struct db;
 
 int db_open(const char *path, struct db **out); /* 0 or -errno/-EIO */
 void db_close(struct db *db);
+/* The connection, for a service that keeps its own statements on its own tables
+ * (metrics: migration 5). Loop thread only, like every other use. */
+struct sqlite3 *db_sqlite(struct db *db);
 
 /* Functions: name -> JSON record. */
 int db_function_put(struct db *db, const char *name, const char *record);

@@ -7,7 +7,7 @@
  * 2017-03-31 tags, 2019-09-25 event invoke configs, 2017-10-31 and
  * 2019-09-30 concurrency and provisioned concurrency, 2016-08-19 account
  * settings, 2021-10-31 function URL configs) to them, to the version, alias, event-invoke-config,
- * concurrency and provisioned concurrency operations and to Invoke, and the
+ * concurrency, provisioned concurrency and policy operations and to Invoke, and the
  * code download behind GetFunction's Code.Location. Zip unpacking runs on the
  * work queue; the answer is sent when it is done.
  */
@@ -331,6 +331,7 @@ static void create_function(struct lambda *l, struct http_req *req)
     fn->event_configs = json_object();
     fn->provisioned = json_object();
     fn->url_configs = json_object();
+    fn->policies = json_object();
     lambda_insert(l, fn);
     if (start_code_job(l, req, fn, json_object_get(code, "ZipFile"), 1,
                        json_is_true(json_object_get(body, "Publish"))) < 0)
@@ -365,6 +366,17 @@ struct function *lambda_lookup(struct lambda *l, struct http_req *req, const cha
         return NULL;
     }
     return fn;
+}
+
+int lambda_resolve_ref(struct lambda *l, const char *ref, struct fn_target *t)
+{
+    char name[65], qualifier[130];
+    struct param_error err;
+    struct function *fn;
+    if (parse_function_ref(ref, name, qualifier, &err) < 0 || !(fn = lambda_find(l, name)) ||
+        lambda_resolve(fn, strcmp(qualifier, "$LATEST") == 0 ? "" : qualifier, t) < 0)
+        return -ENOENT;
+    return 0;
 }
 
 int lambda_resolve(struct function *fn, const char *qual, struct fn_target *t)
@@ -830,7 +842,8 @@ static size_t body_cap(struct http_req *req, void *arg)
 {
     (void)arg;
     const char *path = http_req_path(req);
-    if (str_has_suffix(path, "/invocations"))
+    if (str_has_suffix(path, "/invocations") ||
+        str_has_suffix(path, "/response-streaming-invocations"))
         return LAMBDA_SYNC_PAYLOAD_MAX;
     return LAMBDA_REQUEST_MAX;
 }
@@ -875,7 +888,8 @@ static void handle(struct http_req *req, const struct edge_auth *auth, void *arg
     const char *path = http_req_path(req);
     const char *method = http_req_method(req);
     if (http_req_body_too_large(req)) {
-        if (str_has_suffix(path, "/invocations"))
+        if (str_has_suffix(path, "/invocations") ||
+            str_has_suffix(path, "/response-streaming-invocations"))
             aws_error(req, AWS_REST_JSON, 413, "RequestTooLargeException",
                       "Request must be smaller than %d bytes for the InvokeFunction operation",
                       LAMBDA_SYNC_PAYLOAD_MAX);
@@ -909,6 +923,15 @@ static void handle(struct http_req *req, const struct edge_auth *auth, void *arg
                  : strcmp(sub, "/event-invoke-config") == 0 ||
                        strcmp(sub, "/event-invoke-config/") == 0)
             event_config_op(l, req, method, ref, list);
+        else
+            goto unknown;
+        return;
+    }
+    if (str_has_prefix(path, LAMBDA_STREAM_PREFIX)) {
+        if (split_function_path(after_functions(path, LAMBDA_STREAM_PREFIX), ref, &sub) < 0)
+            goto unknown;
+        if (strcmp(sub, "/response-streaming-invocations") == 0 && strcmp(method, "POST") == 0)
+            lambda_invoke_stream(l, req, ref);
         else
             goto unknown;
         return;
@@ -992,6 +1015,10 @@ static void handle(struct http_req *req, const struct edge_auth *auth, void *arg
             alias_op(l, req, method, ref, sub + strlen("/aliases/"));
         else
             goto unknown;
+    } else if (strcmp(sub, "/policy") == 0 || strcmp(sub, "/policy/") == 0) {
+        policy_op(l, req, method, ref, NULL);
+    } else if (str_has_prefix(sub, "/policy/") && !strchr(sub + strlen("/policy/"), '/')) {
+        policy_op(l, req, method, ref, sub + strlen("/policy/"));
     } else if ((strcmp(sub, "/invocations") == 0 || strcmp(sub, "/invocations/") == 0) &&
                strcmp(method, "POST") == 0) {
         lambda_invoke(l, req, ref);
@@ -1079,8 +1106,9 @@ int lambda_register(struct lambda *l, struct edge *edge)
     if (!rc)
         rc = edge_add_route(edge, &url_path);
     /* unsigned requests to the other API versions get Lambda's errors too */
-    static const char *const more[] = {EVENT_CONFIG_PREFIX, CONCURRENCY_PREFIX,
-                                       CONCURRENCY_GET_PREFIX, ACCOUNT_PREFIX, URL_CONFIG_PREFIX};
+    static const char *const more[] = {EVENT_CONFIG_PREFIX,    CONCURRENCY_PREFIX,
+                                       CONCURRENCY_GET_PREFIX, ACCOUNT_PREFIX,
+                                       URL_CONFIG_PREFIX,      LAMBDA_STREAM_PREFIX};
     for (size_t i = 0; !rc && i < sizeof(more) / sizeof(more[0]); i++) {
         struct edge_route r = api;
         r.path_prefix = more[i];

@@ -31,6 +31,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "services/lambda/lambda_internal.h"
+#include "services/metrics/metrics.h"
 
 /* Events of one function handed to the pool at once, at most (concurrency
  * limits apply too): enough to scale out, without queueing a whole backlog
@@ -294,7 +295,10 @@ static void deliver(struct lambda_async *a, struct async_event *ev, const char *
     } else {
         log_info("asynchronous invocation %s of %s: %s, record sent to %s as event %s", ev->id,
                  ev->function, condition, destination, id);
+        free(text);
+        return;
     }
+    metrics_destination_failure(l->metrics, ev->function, ev->qualifier);
     free(text);
 }
 
@@ -363,7 +367,7 @@ static void attempt_done(struct invocation *inv, void *arg)
 {
     struct lambda_call *call = arg;
     struct async_event *ev = call->ev;
-    struct lambda *l = lambda_call_end(call);
+    struct lambda *l = lambda_call_done(call, inv);
     if (!l || !ev) { /* shutting down: the event stays stored */
         invocation_free(inv);
         return;
@@ -419,6 +423,7 @@ static int start_attempt(struct lambda_async *a, struct async_event *ev, struct 
         return -1;
     }
     memcpy(inv->request_id, ev->id, sizeof(inv->request_id)); /* the id its 202 carried */
+    metrics_async_age(l->metrics, fn->name, ev->qualifier, now_ms() - ev->received_ms);
     inv->client_context = cc;
     if (ev->qualifier[0]) {
         char arn[256];
@@ -575,7 +580,33 @@ int async_enqueue(struct lambda *l, const char *function, const char *qualifier,
     push_ready(ev);
     kick_later(a, 0);
     memcpy(id, new_id, sizeof(new_id));
+    metrics_async_received(l->metrics, function, qualifier);
     return 0;
+}
+
+int lambda_invoke_async(struct lambda *l, const char *ref, const char *payload, size_t len)
+{
+    struct fn_target t;
+    if (lambda_resolve_ref(l, ref, &t) < 0)
+        return -ENOENT;
+    if (len > LAMBDA_ASYNC_PAYLOAD_MAX)
+        return -E2BIG;
+    char id[37];
+    return async_enqueue(l, t.fn->name, t.qualifier, payload, len, NULL, id);
+}
+
+int lambda_function_exists(struct lambda *l, const char *ref)
+{
+    struct fn_target t;
+    return lambda_resolve_ref(l, ref, &t) == 0;
+}
+
+unsigned lambda_async_depth(struct lambda *l)
+{
+    unsigned n = 0;
+    for (struct async_event *ev = l->async ? l->async->all : NULL; ev; ev = ev->next_all)
+        n++;
+    return n;
 }
 
 /*=== Lifecycle ===*/

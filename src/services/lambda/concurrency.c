@@ -24,6 +24,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "services/lambda/lambda_internal.h"
+#include "services/metrics/metrics.h"
 
 /* Lambda's quotas, in bytes (GetAccountSettings). */
 #define TOTAL_CODE_SIZE_LIMIT 80530636800LL /* 75 GB */
@@ -144,6 +145,7 @@ struct lambda_call *lambda_call_begin(struct lambda *l, struct function *fn)
     fn->inflight++;
     if (call->unreserved)
         l->unreserved_inflight++;
+    metrics_call_begin(l->metrics, fn->name, fn->inflight);
     call->next = l->calls;
     if (l->calls)
         l->calls->prev = call;
@@ -166,6 +168,8 @@ struct lambda *lambda_call_end(struct lambda_call *call)
 {
     struct lambda *l = call->l;
     if (l) {
+        if (!call->metered) /* never ran: only uncounted */
+            metrics_call_end(l->metrics, call->fn->name, NULL, NULL, NULL);
         unlink_call(l, call);
         call->fn->inflight--;
         if (call->unreserved)
@@ -175,6 +179,24 @@ struct lambda *lambda_call_end(struct lambda_call *call)
     }
     free(call);
     return l;
+}
+
+struct lambda *lambda_call_done(struct lambda_call *call, const struct invocation *inv)
+{
+    if (call->l) {
+        /* the qualifier as invoked is the invoked ARN's, after "function:<name>:" */
+        const char *q = inv->invoked_arn ? strstr(inv->invoked_arn, ":function:") : NULL;
+        q = q ? strchr(q + 10, ':') : NULL;
+        metrics_call_end(call->l->metrics, call->fn->name, q ? q + 1 : NULL, inv->executed_version,
+                         inv);
+        call->metered = 1;
+    }
+    return lambda_call_end(call);
+}
+
+void lambda_set_metrics(struct lambda *l, struct metrics *m)
+{
+    l->metrics = m;
 }
 
 void lambda_calls_detach(struct lambda *l)

@@ -91,6 +91,7 @@ void function_unref(struct function *fn)
     json_decref(fn->event_configs);
     json_decref(fn->provisioned);
     json_decref(fn->url_configs);
+    json_decref(fn->policies);
     free(fn);
 }
 
@@ -128,6 +129,8 @@ int function_save(struct lambda *l, struct function *fn)
         json_object_set(rec, "ProvisionedConcurrency", fn->provisioned);
     if (rec && json_object_size(fn->url_configs) > 0)
         json_object_set(rec, "FunctionUrlConfigs", fn->url_configs);
+    if (rec && json_object_size(fn->policies) > 0)
+        json_object_set(rec, "Policies", fn->policies);
     char *text = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
     json_decref(rec);
     if (!text)
@@ -184,6 +187,7 @@ static void load_one(const char *name, const char *record, void *arg)
         else
             log_warn("skipping a bad function URL config of %s:%s", name, key);
     }
+    fn->policies = policies_load(json_object_get(rec, "Policies"), fn);
     fn->provisioned = json_object();
     json_object_foreach(json_object_get(rec, "ProvisionedConcurrency"), key, pc)
     {
@@ -338,6 +342,14 @@ static const char *endpoint_host(const char *listen_host)
     return listen_host;
 }
 
+/* A LoggingConfig level as the pool counts them; INFO, Lambda's default, when unset. */
+static int level_of(json_t *logging, const char *member)
+{
+    const char *v = json_string_value(json_object_get(logging, member));
+    int level = v ? pool_log_level_parse(v, strlen(v)) : 0;
+    return level ? level : POOL_LOG_INFO;
+}
+
 /* Builds the spec for one version (config + code) and starts a pool_fn. */
 static struct pool_fn *build_runner(struct lambda *l, struct function *fn, json_t *c,
                                     const char *code_hex, const char *version)
@@ -388,6 +400,7 @@ static struct pool_fn *build_runner(struct lambda *l, struct function *fn, json_
     strv_addf(&env, "AWS_LAMBDA_LOG_GROUP_NAME=%s", group);
     json_t *logging = json_object_get(c, "LoggingConfig");
     const char *fmt = json_string_value(json_object_get(logging, "LogFormat"));
+    int log_json = fmt && strcmp(fmt, "JSON") == 0;
     if (fmt && strcmp(fmt, "JSON") == 0) {
         strv_addf(&env, "AWS_LAMBDA_LOG_FORMAT=JSON");
         const char *lvl = json_string_value(json_object_get(logging, "ApplicationLogLevel"));
@@ -428,6 +441,9 @@ static struct pool_fn *build_runner(struct lambda *l, struct function *fn, json_
         .memory_mb = (unsigned)memory,
         /* a reservation caps the function's instances too (0 never runs: throttled earlier) */
         .max_instances = fn->reserved_set && fn->reserved > 0 ? fn->reserved : 0,
+        .log_json = log_json,
+        .system_log_level = log_json ? level_of(logging, "SystemLogLevel") : 0,
+        .app_log_level = log_json ? level_of(logging, "ApplicationLogLevel") : 0,
         .zygote = l->python_zygote && str_has_prefix(runtime, "python") && !env_shapes_startup(vars)
                       ? "python"
                       : NULL,
@@ -846,14 +862,16 @@ int apply_configuration(struct lambda *l, json_t *config, json_t *body, int crea
             return param_validation(err, fmt, "loggingConfig.logFormat",
                                     "Member must satisfy enum value set: [Text, JSON]");
         const char *levels[] = {"ApplicationLogLevel", "SystemLogLevel"};
-        for (int k = 0; k < 2; k++) {
-            const char *lv = json_string_value(json_object_get(logging, levels[k]));
-            if (lv && !in_list(lv, (const char *const[]){"TRACE", "DEBUG", "INFO", "WARN", "ERROR",
-                                                         "FATAL", NULL}))
-                return param_validation(
-                    err, lv, "loggingConfig",
-                    "Member must satisfy enum value set: [TRACE, DEBUG, INFO, WARN, ERROR, FATAL]");
-        }
+        const char *app_lv = json_string_value(json_object_get(logging, levels[0]));
+        const char *sys_lv = json_string_value(json_object_get(logging, levels[1]));
+        if (app_lv && !in_list(app_lv, (const char *const[]){"TRACE", "DEBUG", "INFO", "WARN",
+                                                             "ERROR", "FATAL", NULL}))
+            return param_validation(
+                err, app_lv, "loggingConfig.applicationLogLevel",
+                "Member must satisfy enum value set: [TRACE, DEBUG, INFO, WARN, ERROR, FATAL]");
+        if (sys_lv && !in_list(sys_lv, (const char *const[]){"DEBUG", "INFO", "WARN", NULL}))
+            return param_validation(err, sys_lv, "loggingConfig.systemLogLevel",
+                                    "Member must satisfy enum value set: [DEBUG, INFO, WARN]");
         if (fmt)
             json_object_set_new(cur, "LogFormat", json_string(fmt));
         const char *effective = json_string_value(json_object_get(cur, "LogFormat"));

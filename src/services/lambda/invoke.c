@@ -15,6 +15,7 @@
 
 #include "core/util.h"
 #include "services/lambda/lambda_internal.h"
+#include "services/metrics/metrics.h"
 
 #define CLIENT_CONTEXT_MAX 3583
 
@@ -22,7 +23,7 @@ static void sync_done(struct invocation *inv, void *arg)
 {
     struct lambda_call *call = arg;
     struct http_req *req = call->req;
-    lambda_call_end(call);
+    lambda_call_done(call, inv);
     http_req_add_header(req, "x-amzn-RequestId", inv->request_id);
     http_req_add_header(req, "X-Amz-Executed-Version", inv->executed_version);
     if (inv->outcome == INVOCATION_FUNCTION_ERROR)
@@ -37,6 +38,53 @@ static void sync_done(struct invocation *inv, void *arg)
     char *body = buf_detach(&inv->result, &len);
     http_reply_take(req, 200, "application/json", body, len);
     invocation_free(inv);
+}
+
+int lambda_invoke_checks(struct http_req *req, struct function *fn, struct buf *ctx)
+{
+    const char *log_type = http_req_header(req, "X-Amz-Log-Type");
+    if (log_type && strcmp(log_type, "None") != 0 && strcmp(log_type, "Tail") != 0) {
+        aws_error(req, AWS_REST_JSON, 400, "ValidationException",
+                  "1 validation error detected: Value '%.64s' at 'logType' failed to satisfy "
+                  "constraint: Member must satisfy enum value set: [None, Tail]",
+                  log_type);
+        return -1;
+    }
+    if (fn->updating && !json_object_get(fn->config, "CodeSha256")) {
+        aws_error(req, AWS_REST_JSON, 409, "ResourceConflictException",
+                  "The operation cannot be performed at this time. The function is currently in "
+                  "the following state: Pending");
+        return -1;
+    }
+    size_t len;
+    const char *body = http_req_body(req, &len);
+    if (len > 0) {
+        json_error_t jerr;
+        json_t *doc = json_loadb(body, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+        if (!doc) {
+            aws_error(req, AWS_REST_JSON, 400, "InvalidRequestContentException",
+                      "Could not parse request body into json: Could not parse payload into "
+                      "json: %s",
+                      jerr.text);
+            return -1;
+        }
+        json_decref(doc);
+    }
+    const char *cc = http_req_header(req, "X-Amz-Client-Context");
+    if (cc) {
+        json_t *doc = NULL;
+        if (strlen(cc) > CLIENT_CONTEXT_MAX || base64_decode(ctx, cc, strlen(cc)) < 0 ||
+            !(doc = json_loadb(ctx->data ? ctx->data : "", ctx->len, 0, NULL)) ||
+            !json_is_object(doc)) {
+            json_decref(doc);
+            buf_release(ctx);
+            aws_error(req, AWS_REST_JSON, 400, "InvalidParameterValueException",
+                      "Client context must be a valid Base64-encoded JSON object.");
+            return -1;
+        }
+        json_decref(doc);
+    }
+    return 0;
 }
 
 void lambda_invoke(struct lambda *l, struct http_req *req, const char *ref)
@@ -58,20 +106,6 @@ void lambda_invoke(struct lambda *l, struct http_req *req, const char *ref)
                   type);
         return;
     }
-    const char *log_type = http_req_header(req, "X-Amz-Log-Type");
-    if (log_type && strcmp(log_type, "None") != 0 && strcmp(log_type, "Tail") != 0) {
-        aws_error(req, AWS_REST_JSON, 400, "ValidationException",
-                  "1 validation error detected: Value '%.64s' at 'logType' failed to satisfy "
-                  "constraint: Member must satisfy enum value set: [None, Tail]",
-                  log_type);
-        return;
-    }
-    if (fn->updating && !json_object_get(fn->config, "CodeSha256")) {
-        aws_error(req, AWS_REST_JSON, 409, "ResourceConflictException",
-                  "The operation cannot be performed at this time. The function is currently in "
-                  "the following state: Pending");
-        return;
-    }
     size_t len;
     const char *body = http_req_body(req, &len);
     if (is_event && len > LAMBDA_ASYNC_PAYLOAD_MAX) {
@@ -80,33 +114,10 @@ void lambda_invoke(struct lambda *l, struct http_req *req, const char *ref)
                   LAMBDA_ASYNC_PAYLOAD_MAX);
         return;
     }
-    if (len > 0) {
-        json_error_t jerr;
-        json_t *doc = json_loadb(body, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
-        if (!doc) {
-            aws_error(req, AWS_REST_JSON, 400, "InvalidRequestContentException",
-                      "Could not parse request body into json: Could not parse payload into "
-                      "json: %s",
-                      jerr.text);
-            return;
-        }
-        json_decref(doc);
-    }
     struct buf ctx = BUF_INIT;
-    const char *cc = http_req_header(req, "X-Amz-Client-Context");
-    if (cc) {
-        json_t *doc = NULL;
-        if (strlen(cc) > CLIENT_CONTEXT_MAX || base64_decode(&ctx, cc, strlen(cc)) < 0 ||
-            !(doc = json_loadb(ctx.data ? ctx.data : "", ctx.len, 0, NULL)) ||
-            !json_is_object(doc)) {
-            json_decref(doc);
-            buf_release(&ctx);
-            aws_error(req, AWS_REST_JSON, 400, "InvalidParameterValueException",
-                      "Client context must be a valid Base64-encoded JSON object.");
-            return;
-        }
-        json_decref(doc);
-    }
+    if (lambda_invoke_checks(req, fn, &ctx) < 0)
+        return;
+    const char *log_type = http_req_header(req, "X-Amz-Log-Type");
     if (is_dry) {
         buf_release(&ctx);
         char id[37];
@@ -131,6 +142,7 @@ void lambda_invoke(struct lambda *l, struct http_req *req, const char *ref)
     enum throttle why = concurrency_check(l, fn);
     if (why != THROTTLE_NONE) {
         buf_release(&ctx);
+        metrics_throttle(l->metrics, fn->name, qual);
         concurrency_reply_throttled(req, why);
         return;
     }

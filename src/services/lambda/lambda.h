@@ -33,6 +33,17 @@ int lambda_register(struct lambda *lambda, struct edge *edge);
 typedef void (*lambda_sync_done)(int ok, const char *result, size_t len, void *arg);
 int lambda_invoke_sync(struct lambda *l, const char *ref, const char *request_id,
                        const char *payload, size_t len, lambda_sync_done done, void *arg);
+/* Queues an asynchronous (Event) invocation of ref (name or ARN, maybe qualified) with payload,
+ * durably, exactly as Invoke with InvocationType=Event does (retries, destinations, event age).
+ * Returns 0 when stored, -ENOENT for no such function/version/alias, other -errno on failure. */
+int lambda_invoke_async(struct lambda *l, const char *ref, const char *payload, size_t len);
+/* Whether ref (name or ARN, maybe qualified) names an existing function, version or alias. */
+int lambda_function_exists(struct lambda *l, const char *ref);
+/* Where invocations are metered (src/services/metrics); NULL: nowhere. */
+struct metrics;
+void lambda_set_metrics(struct lambda *l, struct metrics *m);
+/* Asynchronous events accepted and not yet finished (Prometheus). */
+unsigned lambda_async_depth(struct lambda *l);
 /* Retires every function's instances; call before pool_free. */
 void lambda_free(struct lambda *lambda);
 

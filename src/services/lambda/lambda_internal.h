@@ -51,6 +51,8 @@ struct function {
     json_t *url_configs;     /* qualifier ("$LATEST" or an alias) -> {"UrlId", "AuthType",
                                 "Cors"?, "InvokeMode", "CreationTime", "LastModifiedTime"}:
                                 Function URLs (urls.c) */
+    json_t *policies;        /* qualifier ("$LATEST" for the unqualified function, a version or
+                                an alias) -> [statement...]: resource-based policies (policy.c) */
     unsigned provisioned_total; /* the sum of their Requested (concurrency.c accounts for it) */
     int reserved_set;           /* PutFunctionConcurrency was called (concurrency.c) */
     unsigned reserved;          /* ReservedConcurrentExecutions, when reserved_set */
@@ -79,6 +81,7 @@ struct lambda {
     unsigned unreserved_inflight;    /* in flight for functions without a reservation */
     struct lambda_call *calls;       /* every invocation in flight */
     struct lambda_async *async;      /* the event queue (async.c) */
+    struct metrics *metrics;         /* metering (src/services/metrics), or NULL */
     int python_zygote;               /* the pool has a "python" zygote (function.c) */
 };
 
@@ -90,6 +93,7 @@ struct lambda_call {
     int unreserved;         /* counted in l->unreserved_inflight */
     struct http_req *req;   /* RequestResponse: the request to answer */
     struct async_event *ev; /* Event: the event attempted (async.c) */
+    int metered;            /* lambda_call_done reported it to the metrics service */
     struct lambda_call *prev, *next;
 };
 
@@ -165,6 +169,10 @@ struct function *lambda_lookup(struct lambda *l, struct http_req *req, const cha
 /* Fills t for fn and qualifier ("", "$LATEST", a version or an alias);
  * -1 when fn has no such version or alias. (api.c) */
 int lambda_resolve(struct function *fn, const char *qualifier, struct fn_target *t);
+/* Fills t for ref (a name or ARN, maybe qualified; "$LATEST" is the
+ * unqualified function), as other services name a function; -ENOENT when
+ * there is no such function, version or alias. (api.c) */
+int lambda_resolve_ref(struct lambda *l, const char *ref, struct fn_target *t);
 
 /* versions (versions.c) */
 /* Publishes $LATEST as a new version, or returns the latest version when
@@ -241,6 +249,8 @@ void concurrency_reply_throttled(struct http_req *req, enum throttle why);
 struct lambda_call *lambda_call_begin(struct lambda *l, struct function *fn);
 /* Uncounts and frees call; returns its lambda, NULL after shutdown. */
 struct lambda *lambda_call_end(struct lambda_call *call);
+/* lambda_call_end for an invocation that ran (or failed to): meters it first. */
+struct lambda *lambda_call_done(struct lambda_call *call, const struct invocation *inv);
 /* Shutdown: every call in flight forgets the service and its function. */
 void lambda_calls_detach(struct lambda *l);
 /* Keeps reserved_total and provisioned_unreserved true when fn joins or
@@ -302,6 +312,15 @@ int lambda_url_match(struct http_req *req, void *arg);
 /* Edge: serves a Function URL request (Host form or path form). */
 void lambda_url_serve(struct http_req *req, const struct edge_auth *auth, void *arg);
 
+/* resource-based policies (policy.c) */
+/* AddPermission (POST .../policy), GetPolicy (GET), RemovePermission (DELETE
+ * .../policy/{sid}: sid is the path segment as sent, else NULL). */
+void policy_op(struct lambda *l, struct http_req *req, const char *method, const char *ref,
+               const char *sid);
+/* The policies of a stored record that still have their version or alias
+ * (fn's versions and aliases loaded); a new reference. */
+json_t *policies_load(json_t *stored, struct function *fn);
+
 /* asynchronous invocation (async.c) */
 int async_init(struct lambda *l);
 void async_free(struct lambda *l);
@@ -315,6 +334,24 @@ void async_kick(struct lambda *l);
 
 /* handlers */
 void lambda_invoke(struct lambda *l, struct http_req *req, const char *ref);
+/* Invoke's checks after the invocation type, shared with InvokeWithResponseStream: LogType,
+ * a function still Pending, a JSON payload, ClientContext (decoded into ctx, which the caller
+ * releases). 0, or -1 after answering. (invoke.c) */
+int lambda_invoke_checks(struct http_req *req, struct function *fn, struct buf *ctx);
+
+/* response streaming (stream_invoke.c) */
+/* InvokeWithResponseStream: /2021-11-15/functions/{name}/response-streaming-invocations */
+#define LAMBDA_STREAM_PREFIX "/2021-11-15/"
+/* InvokeWithResponseStream: answers an AWS event stream as the function produces it. */
+void lambda_invoke_stream(struct lambda *l, struct http_req *req, const char *ref);
+/* A Function URL with InvokeMode RESPONSE_STREAM: invokes t with event (copied) under
+ * request_id and answers req with chunked HTTP as the function streams (the prelude of
+ * awslambda.HttpResponseStream.from gives status and headers), with the CORS headers of cors
+ * (borrowed; NULL: none) for origin. 0 (req is answered later), -EBUSY (throttled) or
+ * -ENOMEM: nothing started, req is the caller's to answer. */
+int lambda_url_stream(struct lambda *l, const struct fn_target *t, struct http_req *req,
+                      const char *request_id, const char *event, size_t len, json_t *cors,
+                      const char *origin);
 void lambda_serve_code(struct http_req *req, const struct edge_auth *auth, void *arg);
 void lambda_code_location(struct lambda *l, struct http_req *req, const char *hex, char *out,
                           size_t size);

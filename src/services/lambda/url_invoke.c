@@ -23,6 +23,7 @@
 #include "services/http/cors.h"
 #include "services/http/payload.h"
 #include "services/lambda/lambda_internal.h"
+#include "services/metrics/metrics.h"
 
 #define FORBIDDEN                                                                                  \
     "Forbidden. For troubleshooting Function URL authorization issues, see: "                      \
@@ -103,7 +104,7 @@ struct sync_call {
 static void sync_call_done(struct invocation *inv, void *arg)
 {
     struct sync_call *sc = arg;
-    lambda_call_end(sc->call);
+    lambda_call_done(sc->call, inv);
     sc->done(inv->outcome == INVOCATION_OK, inv->result.data ? inv->result.data : "",
              inv->result.len, sc->arg);
     free(sc);
@@ -114,8 +115,10 @@ int lambda_start_sync(struct lambda *l, const struct fn_target *t, const char *r
                       const char *payload, size_t len, lambda_sync_done done, void *arg)
 {
     struct function *fn = t->fn;
-    if (concurrency_check(l, fn) != THROTTLE_NONE)
+    if (concurrency_check(l, fn) != THROTTLE_NONE) {
+        metrics_throttle(l->metrics, fn->name, t->qualifier);
         return -EBUSY;
+    }
     /* through an alias: its version, or the additional one by its weight */
     const char *version = t->alias ? alias_route(fn, t->alias, t->version) : t->version;
     struct pool_fn *run = function_runner(l, fn, version);
@@ -150,12 +153,8 @@ int lambda_start_sync(struct lambda *l, const struct fn_target *t, const char *r
 int lambda_invoke_sync(struct lambda *l, const char *ref, const char *request_id,
                        const char *payload, size_t len, lambda_sync_done done, void *arg)
 {
-    char name[65], qualifier[130];
-    struct param_error err;
     struct fn_target t;
-    struct function *fn;
-    if (parse_function_ref(ref, name, qualifier, &err) < 0 || !(fn = lambda_find(l, name)) ||
-        lambda_resolve(fn, strcmp(qualifier, "$LATEST") == 0 ? "" : qualifier, &t) < 0)
+    if (lambda_resolve_ref(l, ref, &t) < 0)
         return -ENOENT;
     return lambda_start_sync(l, &t, request_id, payload, len, done, arg);
 }
@@ -253,9 +252,13 @@ void lambda_url_serve(struct http_req *req, const struct edge_auth *auth, void *
     json_decref(authorizer);
     char *text = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
     json_decref(ev);
-    struct url_call *uc = text ? calloc(1, sizeof(*uc)) : NULL;
+    const char *mode = json_string_value(json_object_get(cfg, "InvokeMode"));
+    int streaming = mode && strcmp(mode, "RESPONSE_STREAM") == 0;
+    struct url_call *uc = text && !streaming ? calloc(1, sizeof(*uc)) : NULL;
     int rc = -ENOMEM;
-    if (uc) {
+    if (text && streaming) { /* answered as the function streams (stream_invoke.c) */
+        rc = lambda_url_stream(l, &t, req, request_id, text, strlen(text), cors, origin);
+    } else if (uc) {
         /* filled first: the pool may answer before lambda_start_sync returns */
         uc->req = req;
         snprintf(uc->request_id, sizeof(uc->request_id), "%s", request_id);
