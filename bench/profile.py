@@ -240,7 +240,7 @@ def main():
     extra = {"X-Amz-Invocation-Type": "DryRun"} if args.dry_run else None
     work = tempfile.mkdtemp(prefix="ignis-profile-")
     try:
-        boot = bench.build_bootstrap(work)
+        boot = work  # bench.make_zip builds what a runtime needs in it
         if shutil.which("strace"):
             strace_syscalls(args, work, boot, extra)
         else:
