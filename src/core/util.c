@@ -4,6 +4,7 @@
 #include "core/util.h"
 
 #include <errno.h>
+#include <unistd.h>
 #include <math.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
@@ -281,4 +282,20 @@ int str_has_suffix(const char *s, const char *suffix)
 {
     size_t a = strlen(s), b = strlen(suffix);
     return a >= b && memcmp(s + a - b, suffix, b) == 0;
+}
+
+int write_all(int fd, const void *buf, size_t n)
+{
+    const char *p = buf;
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
 }

@@ -31,6 +31,8 @@ void format_iso8601_ms(int64_t ms, char out[32]);
 /* A timestamp as AWS clients send them: ISO 8601 ("2024-01-01T00:00:00Z", with optional
  * fraction and a Z or +hh:mm offset, or a bare date) or epoch seconds; 0 or -EINVAL. */
 int parse_timestamp_ms(const char *s, int64_t *out_ms);
+/* Writes all n bytes (retrying short writes and EINTR): 0 or -errno. */
+int write_all(int fd, const void *buf, size_t n);
 int str_has_prefix(const char *s, const char *prefix);
 int str_has_suffix(const char *s, const char *suffix);
 

@@ -233,21 +233,6 @@ static int open_dirs(struct unpack *u, size_t count)
     return fd;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /*
  * Streams entry i into fd (fd >= 0) or into u->target (fd < 0, at most MAX_LINK_LEN bytes;
  * *got gets the length). Every byte counts against the unzipped cap as it comes out of the

@@ -111,21 +111,6 @@ void s3_files_recover(struct s3 *s3)
 
 /*=== Jobs on the work queue ===*/
 
-int s3_write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* Copies len bytes of in from offset to out's end, hashing them into md
  * when md is not NULL. */
 static int copy_range(int in, uint64_t offset, uint64_t len, int out, EVP_MD_CTX *md)
@@ -171,7 +156,7 @@ static int copy_range(int in, uint64_t offset, uint64_t len, int out, EVP_MD_CTX
         if (md && EVP_DigestUpdate(md, buf, (size_t)n) != 1)
             rc = -EIO;
         if (!rc)
-            rc = s3_write_all(out, buf, (size_t)n);
+            rc = write_all(out, buf, (size_t)n);
         offset += (uint64_t)n;
         len -= (uint64_t)n;
     }

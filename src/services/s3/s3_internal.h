@@ -197,8 +197,6 @@ int s3_mpu_complete(struct s3 *s3, const struct s3_mpu *u, const struct s3_objec
 int s3_file_in_use(struct s3 *s3, const char *file); /* 1, 0, -EIO */
 
 /*=== files.c: object files and jobs on the work queue ===*/
-/* write(2) until all of p is written; 0 or -errno. */
-int s3_write_all(int fd, const char *p, size_t n);
 /* A new random file id. */
 void s3_file_id(char id[33]);
 void s3_file_path(struct s3 *s3, const char *id, char *out, size_t size);

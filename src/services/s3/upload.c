@@ -135,7 +135,7 @@ static void incomplete(struct s3_upload *u)
 
 static int flush(struct s3_upload *u)
 {
-    int rc = s3_write_all(u->fd, u->wbuf, u->wlen);
+    int rc = write_all(u->fd, u->wbuf, u->wlen);
     if (rc < 0)
         log_error("s3: write %s: %s", u->tmp, strerror(-rc));
     u->wlen = 0;
