@@ -421,7 +421,9 @@ def test_filter_log_events(server, logs, logged):
 
 
 @pytest.mark.parametrize("pattern,words", [
-    ('{ $.level = "ERROR" }', "JSON"),
+    ('{ $.level = "ERROR" ', "expected '}'"),
+    ("{ $.latency > fast }", "compares numbers"),
+    ("{ level = 1 }", "selector"),
     ("[ip, user, status]", "space-delimited"),
     ("%ERR.R%", "regular expression"),
     ('"unterminated', "unterminated"),
@@ -434,6 +436,48 @@ def test_unsupported_filter_patterns(logs, logged, pattern, words):
     status, code, msg = client_error(e)
     assert (status, code) == (400, "InvalidParameterException")
     assert words in msg
+
+
+JSON_LINES = [
+    '{"level": "ERROR", "user": "bob-1", "latency": 250, "ok": false, "tags": ["a", "b"]}',
+    '{"level": "WARN", "user": "alice", "latency": 90, "ok": true, "err": null}',
+    '{"level": "INFO", "user": "bob-2", "latency": 12.5, "ok": true, "tags": ["c"]}',
+    "plain ERROR text, not JSON",
+]
+
+
+@pytest.mark.parametrize("pattern,want", [
+    ('{ $.level = "ERROR" }', [0]),
+    ("{ $.level = ERR* }", [0]),
+    ("{ $.level != \"INFO\" }", [0, 1]),
+    ("{ $.latency > 100 }", [0]),
+    ("{ $.latency <= 90 }", [1, 2]),
+    ('{ ($.level = "WARN" || $.level = "ERROR") && $.user = "bob*" }', [0]),
+    ("{ $.ok IS FALSE }", [0]),
+    ("{ $.err IS NULL }", [1]),
+    ("{ $.tags NOT EXISTS }", [1]),
+    ('{ $.tags[1] = "b" }', [0]),
+])
+def test_json_filter_patterns(server, lam, logs, create_function, pattern, want):
+    """CloudWatch's JSON filter patterns over the function's JSON lines (plain lines never
+    match), through the real aws CLI."""
+    name = json_logger(lam, create_function)
+    out = server.aws("logs", "filter-log-events", "--log-group-name", "/aws/lambda/" + name,
+                     "--filter-pattern", pattern)
+    assert [e["message"] for e in out["events"]] == [JSON_LINES[i] for i in want]
+
+
+_json_logger = {}
+
+
+def json_logger(lam, create_function):
+    """One function (per session) that has printed JSON_LINES once."""
+    if "name" not in _json_logger:
+        name = create_function({"app.py": PRINTER}, MemorySize=1769)
+        r = lam.invoke(FunctionName=name, Payload=json.dumps({"lines": JSON_LINES}))
+        assert "FunctionError" not in r
+        _json_logger["name"] = name
+    return _json_logger["name"]
 
 
 # --- aws logs tail -----------------------------------------------------------------

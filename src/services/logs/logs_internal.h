@@ -65,5 +65,10 @@ struct logs_pattern;
 int logs_pattern_compile(const char *src, struct logs_pattern **out, char *err, size_t errlen);
 int logs_pattern_match(const struct logs_pattern *p, const char *msg, size_t len);
 void logs_pattern_free(struct logs_pattern *p);
+/* JSON filter patterns ({ $.level = "ERROR" }: json_pattern.c), used by the above. */
+struct json_pattern;
+int json_pattern_compile(const char *src, struct json_pattern **out, char *err, size_t errlen);
+int json_pattern_match(const struct json_pattern *p, const char *msg, size_t len);
+void json_pattern_free(struct json_pattern *p);
 
 #endif

@@ -4,9 +4,9 @@
  * spaces, each a bare word or a "quoted phrase" (\" and \\ escape inside),
  * optionally prefixed by ? (any of the ?-terms must appear) or - (the term
  * must not appear); the others must all appear. Matching is case-sensitive
- * substring search, as AWS does for text terms. JSON ({ $.x = ... }),
- * space-delimited ([a, b]) and regex (%...%) patterns are refused with a
- * message saying so, never silently treated as text.
+ * substring search, as AWS does for text terms. JSON patterns ({ $.x = ... })
+ * are json_pattern.c's. Space-delimited ([a, b]) and regex (%...%) patterns
+ * are refused with a message saying so, never silently treated as text.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -28,6 +28,7 @@ struct logs_pattern {
     struct term *terms;
     size_t n;
     int has_any;
+    struct json_pattern *json; /* a JSON pattern instead of terms */
 };
 
 void logs_pattern_free(struct logs_pattern *p)
@@ -37,6 +38,7 @@ void logs_pattern_free(struct logs_pattern *p)
     for (size_t i = 0; i < p->n; i++)
         free(p->terms[i].text);
     free(p->terms);
+    json_pattern_free(p->json);
     free(p);
 }
 
@@ -81,11 +83,21 @@ int logs_pattern_compile(const char *src, struct logs_pattern **out, char *err, 
     const char *s = src;
     while (*s == ' ' || *s == '\t')
         s++;
-    if (*s == '{')
-        return bad(err, errlen,
-                   "Invalid filter pattern: JSON filter patterns such as { $.level = \"ERROR\" } "
-                   "are not supported by Ignis yet. Use terms, \"quoted phrases\", ?term or "
-                   "-term.");
+    if (*s == '{') {
+        struct json_pattern *json;
+        int rc = json_pattern_compile(s, &json, err, errlen);
+        if (rc < 0)
+            return rc;
+        struct logs_pattern *p = calloc(1, sizeof(*p));
+        if (!p) {
+            json_pattern_free(json);
+            bad(err, errlen, "Out of memory compiling the filter pattern.");
+            return -ENOMEM;
+        }
+        p->json = json;
+        *out = p;
+        return 0;
+    }
     if (*s == '[')
         return bad(err, errlen,
                    "Invalid filter pattern: space-delimited filter patterns such as [w1, w2] are "
@@ -176,6 +188,8 @@ int logs_pattern_match(const struct logs_pattern *p, const char *msg, size_t len
 {
     if (!p)
         return 1;
+    if (p->json)
+        return json_pattern_match(p->json, msg, len);
     int any = 0;
     for (size_t i = 0; i < p->n; i++) {
         const struct term *t = &p->terms[i];
