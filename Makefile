@@ -84,7 +84,7 @@ build/fuzz/%: tests/fuzz/%.c build/fuzz/libignis.a
 
 # Each target a few seconds on its seed corpus (tests/fuzz/corpus/<name>): keeps
 # them building and catches regressions; long runs are for people (README).
-FUZZ_SECONDS ?= 8
+FUZZ_SECONDS ?= 5
 fuzz-smoke: $(FUZZ_BINS)
 	@set -e; for f in $(FUZZ_BINS); do n=$${f#build/fuzz/fuzz_}; \
 		mkdir -p build/fuzz/work/$$n; echo "== fuzz $$n ($(FUZZ_SECONDS) s)"; \

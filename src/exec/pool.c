@@ -1269,6 +1269,8 @@ static void rt_error(struct http_req *req, unsigned status, const char *type, co
 /* Keeps ready what the next cold start of fn will take (src/exec/prepared). */
 static void prepare_next(struct pool *pool, struct pool_fn *fn)
 {
+    if (pool->stopping) /* pool_free: the work queue may be gone already */
+        return;
     if (pool->cg_set)
         prepared_want(pool->cg_set, 0);
     if (pool->tmp_set)
