@@ -477,6 +477,25 @@ int lambda_page_size(struct http_req *req, long *max)
     return 0;
 }
 
+struct function *lambda_list_start(struct lambda *l, struct http_req *req, const char *ref,
+                                   const char *no_function, long *max, struct buf *after)
+{
+    struct param_error err;
+    char name[65], qual[130];
+    if (parse_function_ref(ref, name, qual, &err) < 0) {
+        aws_error(req, AWS_REST_JSON, err.status, err.code, "%s", err.message);
+        return NULL;
+    }
+    if (lambda_page_size(req, max) < 0 || lambda_page_after(req, after) < 0)
+        return NULL;
+    struct function *fn = lambda_find(l, name);
+    if (!fn) {
+        buf_release(after);
+        aws_error(req, AWS_REST_JSON, 404, "ResourceNotFoundException", "%s", no_function);
+    }
+    return fn;
+}
+
 int lambda_page_after(struct http_req *req, struct buf *after)
 {
     const char *marker = http_req_query(req, "Marker");

@@ -309,23 +309,12 @@ static json_t *list_view(const char *key, json_t *cfg, void *arg)
 
 static void list_configs(struct lambda *l, struct http_req *req, const char *ref)
 {
-    struct param_error err;
-    char name[65], qual[130];
-    if (parse_function_ref(ref, name, qual, &err) < 0) {
-        aws_error(req, AWS_REST_JSON, err.status, err.code, "%s", err.message);
-        return;
-    }
     long max;
     struct buf after;
-    if (lambda_page_size(req, &max) < 0 || lambda_page_after(req, &after) < 0)
+    struct function *fn =
+        lambda_list_start(l, req, ref, "The function doesn't exist.", &max, &after);
+    if (!fn)
         return;
-    struct function *fn = lambda_find(l, name);
-    if (!fn) {
-        buf_release(&after);
-        aws_error(req, AWS_REST_JSON, 404, "ResourceNotFoundException",
-                  "The function doesn't exist.");
-        return;
-    }
     struct list_ctx ctx = {l, fn};
     lambda_reply_list(req, fn->event_configs, max, after.data, "FunctionEventInvokeConfigs", NULL,
                       list_view, &ctx);

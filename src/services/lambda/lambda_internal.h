@@ -200,6 +200,11 @@ int lambda_page_size(struct http_req *req, long *max);
  * (empty without a Marker), or -1 after answering a bad Marker; and the
  * NextMarker to answer after last. (api.c) */
 int lambda_page_after(struct http_req *req, struct buf *after);
+/* The start of a List* over a function's per-qualifier configs: the function named by ref and
+ * the paging parameters (after: lambda_page_after's, released on failure); NULL once the error
+ * is answered (no_function: the API's own wording for a missing function). */
+struct function *lambda_list_start(struct lambda *l, struct http_req *req, const char *ref,
+                                   const char *no_function, long *max, struct buf *after);
 void lambda_set_next_marker(json_t *doc, const char *last);
 /* Qualifier order of listings: $LATEST, then versions by number, then aliases by name. */
 int lambda_qualifier_order(const char *a, const char *b);
