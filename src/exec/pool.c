@@ -61,6 +61,8 @@
  * that queued the work: a burst of hundreds is first accepted whole, then started a few at a
  * time, and the instances already up serve the queue in between. */
 #define SPAWN_BATCH 4
+/* How long after a new instance's first answer its prepared resources are replaced. */
+#define REFILL_DELAY_MS 10
 #define MAX_CONNS_PER_INSTANCE 4
 
 /* The uid/gid sandboxed instances run as (Lambda's sbx_user1051 is 993). */
@@ -156,6 +158,10 @@ struct pool {
     struct prepared_set *net_set;    /* ready network namespaces with their listener */
     struct prepared_set *cg_set;     /* ready cgroups (no memory limit yet) */
     unsigned long long prepared_seq; /* their names, made on the work queue */
+    /* refills asked for after a first answer, made a little later (refill_soon) */
+    struct loop_timer *refill_timer;
+    unsigned refill_tmp_mb[4];
+    int nrefill_tmp, refill_net;
     unsigned long long spawn_seq;
     /* invocations that reported an Init Duration (pool_stats) */
     unsigned long long cold_starts;
@@ -173,6 +179,7 @@ static void stream_answer(struct instance *inst, unsigned status, const char *ty
 static void provision_later(struct pool_fn *fn);
 static void fn_maybe_free(struct pool_fn *fn);
 static void prepare_next(struct pool *pool, struct pool_fn *fn);
+static void refill_soon(struct pool *pool, struct pool_fn *fn);
 
 /*=== Small helpers ===*/
 
@@ -494,7 +501,7 @@ static void finish_current(struct instance *inst, enum invocation_outcome outcom
     write_report(inst, inv, status);
     if (inst->refill_after_first) {
         inst->refill_after_first = 0;
-        prepare_next(inst->pool, inst->fn);
+        refill_soon(inst->pool, inst->fn);
     }
     inst->current = NULL;
     set_state(inst, INST_BETWEEN);
@@ -1279,6 +1286,43 @@ static void prepare_next(struct pool *pool, struct pool_fn *fn)
         prepared_want(pool->net_set, 0);
 }
 
+static void on_refill(struct loop *loop, void *arg)
+{
+    (void)loop;
+    struct pool *pool = arg;
+    pool->refill_timer = NULL;
+    if (pool->stopping)
+        return;
+    if (pool->cg_set)
+        prepared_want(pool->cg_set, 0);
+    for (int i = 0; pool->tmp_set && i < pool->nrefill_tmp; i++)
+        prepared_want(pool->tmp_set, pool->refill_tmp_mb[i]);
+    if (pool->net_set && pool->refill_net)
+        prepared_want(pool->net_set, 0);
+    pool->nrefill_tmp = pool->refill_net = 0;
+}
+
+/* prepare_next, REFILL_DELAY_MS from now: a new instance's first answer still has to reach
+ * its caller, and on a machine of two CPUs the workers making a /tmp filesystem (~3 ms of CPU)
+ * or a network namespace would compete with the caller for them. */
+static void refill_soon(struct pool *pool, struct pool_fn *fn)
+{
+    unsigned mb = fn->tmp_mb ? fn->tmp_mb : SBX_DEFAULT_TMP_MB;
+    int i = 0;
+    while (i < pool->nrefill_tmp && pool->refill_tmp_mb[i] != mb)
+        i++;
+    if (i == pool->nrefill_tmp) {
+        if (i == (int)(sizeof(pool->refill_tmp_mb) / sizeof(pool->refill_tmp_mb[0]))) {
+            prepare_next(pool, fn); /* many sizes at once: no batching */
+            return;
+        }
+        pool->refill_tmp_mb[pool->nrefill_tmp++] = mb;
+    }
+    pool->refill_net |= !fn->host_network;
+    if (!pool->refill_timer)
+        pool->refill_timer = loop_timer_add(pool->loop, REFILL_DELAY_MS, on_refill, pool);
+}
+
 static void rt_next(struct instance *inst, struct http_req *req)
 {
     struct pool_fn *fn = inst->fn;
@@ -1850,6 +1894,8 @@ void pool_free(struct pool *pool)
     }
     if (pool->sweep_timer)
         loop_timer_cancel(pool->loop, pool->sweep_timer);
+    if (pool->refill_timer)
+        loop_timer_cancel(pool->loop, pool->refill_timer);
     for (int i = 0; i < pool->nzygotes; i++) {
         sbx_zygote_free(pool->zygotes[i].z);
         strv_free(pool->zygotes[i].argv);
