@@ -204,7 +204,8 @@ static void test_filesystem(void **state)
              "cat /var/task/hello.txt; /var/runtime/bootstrap; "
              "echo x > /dev/null && echo devnull-ok; head -c 4 /dev/urandom | wc -c; "
              "ls /dev | tr '\\n' ' '; echo; ls / | tr '\\n' ' '; echo; grep -c . /etc/passwd; "
-             "test -s /etc/ssl/certs/ca-certificates.crt && echo certs-ok; pwd",
+             "test -s /etc/ssl/certs/ca-certificates.crt && echo certs-ok; pwd; "
+             "echo mounts $(grep -c . /proc/self/mountinfo)",
              data_dir, base);
     assert_int_equal(run_sh(script, out, sizeof(out)), 0);
     print_message("%s", out);
@@ -223,6 +224,10 @@ static void test_filesystem(void **state)
     expect_in(out, "fd full null random stderr stdin stdout urandom zero");
     expect_in(out, "certs-ok");
     expect_in(out, "/var/task\n");
+    /* the root's own mounts (/usr, /etc entries, /dev) and the instance's: none of the host's */
+    const char *m = strstr(out, "mounts ");
+    assert_non_null(m);
+    assert_in_range(atoi(m + 7), 8, 40);
 }
 
 static void test_tmp_limit(void **state)

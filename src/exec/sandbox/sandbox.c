@@ -4,7 +4,7 @@
  * mount, PID, IPC, UTS and (unless host_network) network namespaces, and the child applies
  * the facilities in order: signals reset, process group, cgroup then cgroup namespace, stdio,
  * hostname, network (lo up, listener passed to the parent; or join a namespace prepared with
- * sbx_netns_prepare), mounts and pivot_root, cwd,
+ * sbx_netns_prepare), mounts (see mount.c), cwd,
  * rlimits, bounding set, uid/gid, capabilities, no_new_privs, seccomp, execve. The child
  * reports the first failure as {step, errno, mount op} over a close-on-exec pipe; an empty
  * pipe once the vfork returns means execve succeeded. The facilities live in mount.c, net.c,
@@ -318,6 +318,7 @@ void sbx_describe_report(const struct sbx_spec *spec, const struct sbx_report *r
     else
         snprintf(err, errlen, "%s: %s", sbx_step_name(r->step),
                  strerror(r->err > 0 ? r->err : EIO));
+    sbx_mount_plan_release(plan);
     free(plan);
 }
 
@@ -399,7 +400,7 @@ int sbx_spawn(const struct sbx_spec *spec, struct sbx_child *out, char *err, siz
     pin_to_this_cpu(&pin);
     ctx.pin = &pin;
     int flags = (spec->root->userns ? CLONE_NEWUSER : 0) | CLONE_VM | CLONE_VFORK | CLONE_PIDFD |
-                CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS |
+                (plan->entered ? 0 : CLONE_NEWNS) | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS |
                 (own_netns ? CLONE_NEWNET : 0) | SIGCHLD;
     sigset_t all, old;
     sigfillset(&all);
@@ -481,6 +482,7 @@ out:
         close(devnull);
     if (pidfd >= 0)
         close(pidfd);
+    sbx_mount_plan_release(plan);
     free(plan);
     return rc;
 }
@@ -531,6 +533,7 @@ int sbx_fork(const struct sbx_spec *spec, int report_fd, int api_sock_fd, int *p
         snprintf(err, errlen, "/dev/null: %s", strerror(-rc));
     }
     if (rc < 0) {
+        sbx_mount_plan_release(plan);
         free(plan);
         return rc;
     }
@@ -550,7 +553,7 @@ int sbx_fork(const struct sbx_spec *spec, int report_fd, int api_sock_fd, int *p
     int fd = -1;
     struct clone3_args args = {
         .flags = (spec->root->userns ? CLONE_NEWUSER : 0) | CLONE_PARENT | CLONE_PIDFD |
-                 CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS |
+                 (plan->entered ? 0 : CLONE_NEWNS) | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS |
                  (own_netns ? CLONE_NEWNET : 0),
         .pidfd = (uint64_t)(uintptr_t)&fd,
     };
@@ -562,6 +565,7 @@ int sbx_fork(const struct sbx_spec *spec, int report_fd, int api_sock_fd, int *p
     }
     int clone_errno = errno;
     close(devnull);
+    sbx_mount_plan_release(plan);
     free(plan);
     free(shown_args);
     free(shown_env);

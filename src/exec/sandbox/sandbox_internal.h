@@ -28,6 +28,7 @@ enum sbx_mop {
     SBX_MOP_PROC,      /* a new proc at a */
     SBX_MOP_WRITE,     /* create a with the len bytes of data */
     SBX_MOP_PIVOT,     /* a becomes "/", the old root is detached */
+    SBX_MOP_ENTER,     /* join the root's namespace (fd len), then unshare a copy of it */
 };
 
 struct sbx_mount_op {
@@ -43,11 +44,14 @@ struct sbx_root {
     char dir[4096];
     uid_t uid;
     gid_t gid;
-    int userns; /* made inside sbx_isolate_mounts' user namespace: sandboxes get one each */
+    int userns;      /* made inside sbx_isolate_mounts' user namespace: sandboxes get one each */
+    int template_fd; /* a mount namespace whose root is this root, or -1 (see mount.c) */
 };
 
 struct sbx_mount_plan {
-    const char *at; /* the root's dir: op paths inside are under it */
+    const char *at; /* the root's dir: op paths inside are under it ("" once entered) */
+    int entered;    /* starts with SBX_MOP_ENTER: the child needs no CLONE_NEWNS */
+    int fds[2];     /* detached mounts the plan opened (code, runtime), -1 if none */
     struct sbx_mount_op ops[SBX_MAX_MOUNT_OPS];
     int n;
     size_t used;
@@ -57,6 +61,8 @@ struct sbx_mount_plan {
 /* parent: fills plan (zeroed by the caller) from spec. -errno with a message in err. */
 int sbx_mount_plan_build(struct sbx_mount_plan *plan, const struct sbx_spec *spec, char *err,
                          size_t errlen);
+/* parent: closes what the plan opened; the plan is then free()d. */
+void sbx_mount_plan_release(struct sbx_mount_plan *plan);
 /* child: applies plan in order; on error *failed is the index of the failing op. */
 int sbx_mount_apply(const struct sbx_mount_plan *plan, int *failed);
 /* parent: "bind /x at /var/task read-only" for op i. */
