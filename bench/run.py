@@ -1320,6 +1320,36 @@ def s3_only(args):
     return 1 if failed else 0
 
 
+def cold_only(args, samples):
+    """bench/run.py --cold: the cold starts alone (each runtime, `samples` fresh functions),
+    printed with their spread; docs/benchmarks.md is left to full runs. For comparing two
+    builds, run it on each build in turn more than once: this machine's speed drifts."""
+    workdir = tempfile.mkdtemp(prefix="ignis-bench-")
+    daemon = Daemon(args.ignis, workdir).start()
+    failed = False
+    try:
+        lam = Lambda(daemon.port)
+        say("%-31s %18s %18s %18s" % ("cold start (p50, p10-p90)", "1st invoke ms",
+                                      "create→resp ms", "Init Dur. ms"))
+        for key in args.cold_runtimes.split(","):
+            rows = cold(lam, key, make_zip(key, workdir), samples)
+
+            def spread(k):
+                v = sorted(r[k] for r in rows if r[k] is not None)
+                return "%.2f (%.2f-%.2f)" % (median(v), v[len(v) // 10],
+                                             v[min(len(v) - 1, len(v) * 9 // 10)])
+            say("%-31s %18s %18s %18s" % (label(key), spread("invoke_ms"), spread("total_ms"),
+                                          spread("init_ms")))
+    except Exception as e:
+        say("bench: FAILED: %s: %s" % (type(e).__name__, e))
+        failed = True
+    finally:
+        rc, _ = daemon.stop()
+        failed = failed or rc != 0
+    shutil.rmtree(workdir, ignore_errors=True)
+    return 1 if failed else 0
+
+
 # --------------------------------------------------------------------------
 
 def main():
@@ -1339,6 +1369,10 @@ def main():
                     help="only the S3 section (object throughput against dd, 4 KB ops/s)")
     ap.add_argument("--metering", action="store_true",
                     help="only the metering section (warm invokes with and without metrics)")
+    ap.add_argument("--cold", action="store_true",
+                    help="only the cold starts, printed with their spread (docs untouched)")
+    ap.add_argument("--cold-runtimes", default="python,node,provided,static",
+                    help="with --cold: which of python,node,provided,static")
     ap.add_argument("--ignis", default=os.environ.get("IGNIS_BIN",
                                                       os.path.join(REPO, "build", "ignis")))
     args = ap.parse_args()
@@ -1358,6 +1392,8 @@ def main():
         return metering_only(args)
     if args.s3:
         return s3_only(args)
+    if args.cold:
+        return cold_only(args, samples)
     wrk = ensure_wrk()
     t_start = time.perf_counter()
     workdir = tempfile.mkdtemp(prefix="ignis-bench-")

@@ -62,7 +62,7 @@
  * time, and the instances already up serve the queue in between. */
 #define SPAWN_BATCH 4
 /* How long after a new instance's first answer its prepared resources are replaced. */
-#define REFILL_DELAY_MS 10
+#define REFILL_DELAY_MS 2
 #define MAX_CONNS_PER_INSTANCE 4
 
 /* The uid/gid sandboxed instances run as (Lambda's sbx_user1051 is 993). */
