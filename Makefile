@@ -27,7 +27,12 @@ PY_RUNTIME_PYC := runtimes/python/__pycache__/ignis_runtime.cpython-$(shell /usr
 # a module for /usr/bin/python3, so never with sanitizers, written once for every build dir.
 PY_ZYGOTE_SO := runtimes/python/_ignis_zygote.so
 PY_ZYGOTE_SRCS := runtimes/python/zygote_ext.c $(wildcard src/exec/sandbox/*.c)
-runtimes: $(PY_RUNTIME_PYC) $(PY_ZYGOTE_SO)
+# PID 1 of every sandboxed instance (runtimes/init/init.c): freestanding, never sanitized.
+INIT_BIN := runtimes/init/ignis-init
+runtimes: $(PY_RUNTIME_PYC) $(PY_ZYGOTE_SO) $(INIT_BIN)
+$(INIT_BIN): runtimes/init/init.c
+	$(CC) -O2 -static -nostdlib -ffreestanding -fno-stack-protector -fno-builtin \
+		-fno-asynchronous-unwind-tables -Wall -Wextra -Werror -o $@.$$$$.tmp $< && mv $@.$$$$.tmp $@
 $(PY_RUNTIME_PYC): runtimes/python/ignis_runtime.py
 	/usr/bin/python3 -m py_compile $<
 $(PY_ZYGOTE_SO): $(PY_ZYGOTE_SRCS) $(wildcard src/exec/sandbox/*.h)
@@ -50,7 +55,7 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libignis.a
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $^ $(LDLIBS_ALL) -lcmocka
 
-unit: $(UNIT_BINS)
+unit: $(UNIT_BINS) runtimes
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
 integration: $(BUILD)/ignis runtimes
@@ -96,7 +101,7 @@ bench: $(BUILD)/ignis runtimes
 	/usr/bin/python3 bench/run.py
 
 format:
-	clang-format -i $$(find src tests/unit tests/fuzz -name '*.[ch]')
+	clang-format -i $$(find src tests/unit tests/fuzz runtimes -name '*.[ch]')
 
 clean:
 	rm -rf build

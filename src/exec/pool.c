@@ -96,6 +96,8 @@ struct instance {
     int refill_after_first; /* prepare_next once its first invocation is answered */
     int init_reported;      /* an INIT_REPORT line was written */
     int exec_errno;         /* why execve failed in the child, or 0 */
+    int exit_fd;            /* under ignis-init: where it writes the runtime's wait status */
+    pid_t runtime_pid;      /* under ignis-init: the runtime (PID 2 inside), else pid */
     struct cgroup *cg;      /* memory and pids limits; NULL without cgroups */
     struct buf init_log;    /* output before the first invocation, for a failed init's tail */
     int killed;
@@ -167,6 +169,7 @@ struct pool {
     unsigned long long cold_starts;
     struct pool_zygote zygotes[MAX_ZYGOTES]; /* pool_add_zygote */
     int nzygotes;
+    int init_fd;            /* pool_set_init: ignis-init, PID 1 of sandboxed instances, or -1 */
     uint16_t endpoint_port; /* pool_set_endpoint */
     pool_endpoint_cb endpoint_cb;
     void *endpoint_arg;
@@ -635,6 +638,10 @@ static void instance_reap(struct instance *inst, int status)
 {
     struct pool *pool = inst->pool;
     struct pool_fn *fn = inst->fn;
+    int runtime_status; /* under ignis-init: how the runtime ended, not init */
+    if (inst->exit_fd >= 0 && read(inst->exit_fd, &runtime_status, sizeof(runtime_status)) ==
+                                  (ssize_t)sizeof(runtime_status))
+        status = runtime_status;
     if (inst->provisioned) {
         fn->nprovisioned--;
         if (inst->state == INST_STARTING && !pool->stopping)
@@ -716,6 +723,8 @@ static void instance_reap(struct instance *inst, int status)
     }
     if (inst->status_fd >= 0)
         close(inst->status_fd);
+    if (inst->exit_fd >= 0)
+        close(inst->exit_fd);
     cgroup_destroy(inst->cg); /* kills stragglers, removes the group */
     logstore_stream_close(pool->logs, inst->log);
     buf_release(&inst->out_partial);
@@ -774,6 +783,19 @@ static void on_endpoint_accept(struct loop *loop, int fd, uint32_t events, void 
             return;
         pool->endpoint_cb(c, (struct sockaddr *)&ss, len, pool->endpoint_arg);
     }
+}
+
+int pool_set_init(struct pool *pool, const char *path)
+{
+    if (!pool->sandbox)
+        return 0; /* host processes: nothing to be PID 1 of */
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    if (pool->init_fd >= 0)
+        close(pool->init_fd);
+    pool->init_fd = fd;
+    return 0;
 }
 
 void pool_set_endpoint(struct pool *pool, uint16_t port, pool_endpoint_cb cb, void *arg)
@@ -997,6 +1019,10 @@ static int launch_sandboxed(struct instance *inst, char **envp, int out[2], int 
     if (pool->net_set && !fn->host_network)
         prepared_take(pool->net_set, 0, &net); /* else the sandbox makes one */
     int want_endpoint = pool->endpoint_cb && !fn->host_network;
+    int status[2] = {-1, -1}; /* ignis-init tells the runtime's end there */
+    if (pool->init_fd >= 0 && pipe2(status, O_CLOEXEC | O_NONBLOCK) < 0)
+        log_warn("an instance of %s runs as PID 1 (no reaper): pipe: %s", fn->name,
+                 strerror(errno));
     struct sbx_spec spec = {
         .root = pool->root,
         .argv = fn->argv,
@@ -1017,6 +1043,8 @@ static int launch_sandboxed(struct instance *inst, char **envp, int out[2], int 
         /* without a cgroup, what rlimits can do */
         .rlimit_data = inst->cg ? 0 : (uint64_t)fn->memory_mb << 20,
         .rlimit_nproc = inst->cg ? 0 : CGROUP_DEFAULT_PIDS_MAX,
+        .init_fd = status[1] >= 0 ? pool->init_fd : -1,
+        .status_fd = status[1],
     };
     if (inst->cg)
         spec.ncg_fds = cgroup_attach_fds(inst->cg, spec.cg_fds);
@@ -1030,6 +1058,12 @@ static int launch_sandboxed(struct instance *inst, char **envp, int out[2], int 
         rc = sbx_spawn(&spec, &child, err, sizeof(err));
     }
     prepared_close(&tmp); /* the instance's namespaces hold them now */
+    if (status[1] >= 0)
+        close(status[1]);
+    if (rc < 0 && status[0] >= 0)
+        close(status[0]);
+    else
+        inst->exit_fd = status[0];
     int endpoint_fd = child.extra_listen_fd;
     if (rc == 0 && want_endpoint && net.fd[0] >= 0) /* a prepared namespace: ours to add to */
         endpoint_fd = sbx_netns_listen(net.fd[0], pool->endpoint_port);
@@ -1058,6 +1092,22 @@ static int launch_sandboxed(struct instance *inst, char **envp, int out[2], int 
     return 0;
 }
 
+/* The first child of pid (ignis-init's: the runtime), or pid if none shows. */
+static pid_t first_child(pid_t pid)
+{
+    char path[64], text[32];
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, text, sizeof(text) - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    if (n <= 0)
+        return pid;
+    text[n] = '\0';
+    long child = strtol(text, NULL, 10);
+    return child > 0 ? (pid_t)child : pid;
+}
+
 static int spawn(struct pool_fn *fn, int provisioned, int *exec_errno)
 {
     struct pool *pool = fn->pool;
@@ -1068,6 +1118,7 @@ static int spawn(struct pool_fn *fn, int provisioned, int *exec_errno)
     inst->fn = fn;
     inst->provisioned = provisioned;
     inst->pidfd = inst->listen_fd = inst->out_fd = inst->status_fd = inst->endpoint_fd = -1;
+    inst->exit_fd = -1;
     for (int i = 0; i < MAX_CONNS_PER_INSTANCE; i++)
         inst->conns[i] = -1;
     int out[2] = {-1, -1}, port = 9001, rc;
@@ -1144,9 +1195,10 @@ static int spawn(struct pool_fn *fn, int provisioned, int *exec_errno)
     envp = NULL;
 
     fcntl(inst->out_fd, F_SETFL, O_NONBLOCK);
-    if (!inst->cg) { /* without a cgroup, Max Memory Used is the process's VmHWM */
+    if (!inst->cg) { /* without a cgroup, Max Memory Used is the runtime's VmHWM */
         char status_path[64];
-        snprintf(status_path, sizeof(status_path), "/proc/%d/status", (int)inst->pid);
+        snprintf(status_path, sizeof(status_path), "/proc/%d/status",
+                 (int)(inst->exit_fd >= 0 ? first_child(inst->pid) : inst->pid));
         inst->status_fd = open(status_path, O_RDONLY | O_CLOEXEC);
     }
     inst->log = logstore_stream(pool->logs, fn->log_group, inst->stream_name);
@@ -1830,6 +1882,7 @@ struct pool *pool_new(struct loop *loop, struct logstore *logs, const char *cgro
         return NULL;
     pool->loop = loop;
     pool->logs = logs;
+    pool->init_fd = -1;
     if (sandbox_dir) {
         char dir[4096], err[512];
         snprintf(dir, sizeof(dir), "%s/root", sandbox_dir);
@@ -1902,6 +1955,8 @@ void pool_free(struct pool *pool)
         strv_free(pool->zygotes[i].envp);
     }
     http_server_free(pool->rt);
+    if (pool->init_fd >= 0)
+        close(pool->init_fd);
     prepared_free(pool->tmp_set);
     prepared_free(pool->net_set);
     prepared_free(pool->cg_set); /* before the teardown of their root */

@@ -131,6 +131,10 @@ void pool_prepare_ahead(struct pool *pool, struct workq *wq);
  * to cb (which takes the fd). Set once, before instances start. */
 typedef void (*pool_endpoint_cb)(int fd, const struct sockaddr *addr, socklen_t len, void *arg);
 void pool_set_endpoint(struct pool *pool, uint16_t port, pool_endpoint_cb cb, void *arg);
+/* Sandboxed instances start under the program at path (runtimes/init/ignis-init) as PID 1,
+ * which reaps the function's orphans and reports how the runtime ended; without it the
+ * runtime is PID 1. 0 or -errno (the file cannot be opened). */
+int pool_set_init(struct pool *pool, const char *path);
 
 /* Sandboxed pools: starts argv as a zygote named name (src/exec/sandbox/zygote.c: a program
  * that did its slow start-up once and forks a sandboxed copy of itself per instance), for

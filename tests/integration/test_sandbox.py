@@ -74,7 +74,7 @@ def test_instance_is_isolated(server, lam, create_function, host_listener):
     name = create_function({"app.py": PROBE}, runtime="python3.12")
     got = probe(server, lam, name, host_listener)
     assert got["uid"] not in (0, os.getuid())
-    assert got["pid"] == 1                       # own PID namespace
+    assert got["pid"] == 2                       # own PID namespace, under ignis-init
     assert got["task_root"] == "/var/task"
     assert got["runtime_api"] == "127.0.0.1:9001"
     assert not got["shadow"].startswith("ok"), got["shadow"]
@@ -163,7 +163,7 @@ def test_network_is_granted_per_function_by_tag(server, lam, create_function, ho
                               Tags={"ignis:network": "host"})
     got = probe(server, lam, granted, host_listener)
     assert got["host_port"] == "ok: connected"
-    assert got["pid"] == 1 and not got["shadow"].startswith("ok")  # otherwise still sandboxed
+    assert got["pid"] == 2 and not got["shadow"].startswith("ok")  # otherwise still sandboxed
     assert got["runtime_api"].startswith("127.0.0.1:")
 
     arn = lam.get_function(FunctionName=granted)["Configuration"]["FunctionArn"]
@@ -292,3 +292,60 @@ def test_tmp_size_follows_ephemeral_storage(server, lam, create_function):
     lam.get_waiter("function_updated_v2").wait(FunctionName=name)
     r = invoke(lam, name, {})                           # a new instance, a new /tmp
     assert 580 <= r["json"]["size_mb"] <= 600, r["json"]
+
+
+# Each invoke leaves an orphan behind: the shell's background job outlives the shell and is
+# reparented to PID 1. Under ignis-init (PID 1, as Lambda's init) it is reaped once it ends;
+# a runtime that were PID 1 itself would pile up zombies until the instance's process limit.
+ORPHANS_PY = code("""
+    import os, subprocess
+    def processes():
+        out = {}
+        for pid in os.listdir("/proc"):
+            if pid.isdigit():
+                try:
+                    with open("/proc/%s/stat" % pid) as f:
+                        stat = f.read()
+                except FileNotFoundError:
+                    continue
+                out[int(pid)] = (stat[stat.index("(") + 1:stat.rindex(")")],
+                                 stat[stat.rindex(")") + 2])
+        return out
+    def handler(event, context):
+        subprocess.run(["/bin/sh", "-c", "sleep 0.05 &"], check=True)
+        procs = processes()
+        return {"pid": os.getpid(), "init": procs.get(1, ["?"])[0],
+                "zombies": sum(1 for c, state in procs.values() if state == "Z")}
+""")
+
+ORPHANS_JS = """
+const fs = require('fs');
+const { execFileSync } = require('child_process');
+exports.handler = async () => {
+  execFileSync('/bin/sh', ['-c', 'sleep 0.05 &']);
+  let init = '?', zombies = 0;
+  for (const pid of fs.readdirSync('/proc').filter((p) => /^[0-9]+$/.test(p))) {
+    let stat;
+    try { stat = fs.readFileSync('/proc/' + pid + '/stat', 'utf8'); } catch (e) { continue; }
+    const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    if (pid === '1') init = comm;
+    if (stat[stat.lastIndexOf(')') + 2] === 'Z') zombies++;
+  }
+  return { pid: process.pid, init, zombies };
+};
+"""
+
+
+@pytest.mark.parametrize("runtime", ["python3.12", "nodejs20.x"])  # zygote child, exec'd
+def test_orphans_are_reaped(lam, create_function, runtime):
+    if runtime.startswith("python"):
+        name = create_function({"app.py": ORPHANS_PY}, runtime=runtime)
+    else:
+        name = create_function({"index.js": ORPHANS_JS}, runtime=runtime,
+                               handler="index.handler")
+    for _ in range(8):
+        got = invoke(lam, name, {})["json"]
+        time.sleep(0.1)  # the orphan ends meanwhile
+    assert got["init"] == "ignis-init", got
+    assert got["pid"] == 2, got
+    assert got["zombies"] == 0, got

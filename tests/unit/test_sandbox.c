@@ -482,6 +482,56 @@ static void test_errors(void **state)
     assert_int_equal(errno, ECHILD);
 }
 
+/* ignis-init as PID 1 (runtimes/init, built by `make runtimes`): the program is PID 2, an
+ * orphan it leaves is reaped, the program's exit status comes through status_fd (init's own
+ * is the same code), and a failed exec is still reported at once. */
+static void test_init(void **state)
+{
+    (void)state;
+    REQUIRE_SANDBOX();
+    int fds = count_fds(), status[2];
+    int init_fd = open("runtimes/init/ignis-init", O_RDONLY | O_CLOEXEC);
+    if (init_fd < 0)
+        skip();
+    assert_int_equal(pipe2(status, O_CLOEXEC), 0);
+    char *const argv[] = {"/bin/sh", "-c",
+                          "echo pid $$; sleep 0.1 & sleep 0.3; "
+                          "grep -l '^State:.*Z' /proc/[0-9]*/status | wc -l; "
+                          "echo init $(cat /proc/1/comm); exit 7",
+                          NULL};
+    struct sbx_spec s;
+    default_spec(&s, argv);
+    s.init_fd = init_fd;
+    s.status_fd = status[1];
+    char out[4096];
+    assert_int_equal(run_spec(&s, out, sizeof(out), NULL), 7);
+    close(status[1]);
+    int st = 0;
+    assert_int_equal(read(status[0], &st, sizeof(st)), sizeof(st));
+    close(status[0]);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 7);
+    expect_in(out, "pid 2\n0\ninit ignis-init\n"); /* the sleep's zombie was reaped */
+
+    struct sbx_child c;
+    char err[512];
+    char *const nope[] = {"/var/task/nope", NULL};
+    assert_int_equal(pipe2(status, O_CLOEXEC), 0);
+    default_spec(&s, nope);
+    s.init_fd = init_fd;
+    s.status_fd = status[1];
+    assert_int_equal(sbx_spawn(&s, &c, err, sizeof(err)), -ENOENT);
+    assert_int_equal(c.failed_step, SBX_STEP_EXEC);
+    assert_string_equal(err, "execve /var/task/nope: No such file or directory");
+    close(status[0]);
+    close(status[1]);
+    close(init_fd);
+    assert_int_equal(count_fds(), fds);
+    errno = 0;
+    assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
+    assert_int_equal(errno, ECHILD);
+}
+
 static void test_cgroup_namespace(void **state)
 {
     (void)state;
@@ -620,8 +670,8 @@ int main(void)
         cmocka_unit_test(test_seccomp),          cmocka_unit_test(test_network_isolated),
         cmocka_unit_test(test_network_prepared), cmocka_unit_test(test_host_network),
         cmocka_unit_test(test_python_boto3),     cmocka_unit_test(test_node),
-        cmocka_unit_test(test_errors),           cmocka_unit_test(test_cgroup_namespace),
-        cmocka_unit_test(test_spawn_cost),
+        cmocka_unit_test(test_errors),           cmocka_unit_test(test_init),
+        cmocka_unit_test(test_cgroup_namespace), cmocka_unit_test(test_spawn_cost),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

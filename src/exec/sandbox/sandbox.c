@@ -5,7 +5,8 @@
  * the facilities in order: signals reset, process group, cgroup then cgroup namespace, stdio,
  * hostname, network (lo up, listener passed to the parent; or join a namespace prepared with
  * sbx_netns_prepare), mounts (see mount.c), cwd,
- * rlimits, bounding set, uid/gid, capabilities, no_new_privs, seccomp, execve. The child
+ * rlimits, bounding set, uid/gid, capabilities, no_new_privs, seccomp, execve (with an
+ * init_fd: the program is cloned as PID 2 and PID 1 execs ignis-init). The child
  * reports the first failure as {step, errno, mount op} over a close-on-exec pipe; an empty
  * pipe once the vfork returns means execve succeeded. The facilities live in mount.c, net.c,
  * caps.c, seccomp.c and rlimit.c; this file owns none of their policy. It also owns sbx_probe.
@@ -85,6 +86,7 @@ struct child_ctx {
     struct prctl_mm_map mm; /* the caller's layout, from /proc/self/stat */
     int mm_known;
     const struct cpu_pin *pin; /* sbx_spawn: the caller's CPU mask, restored before exec */
+    void *stack2_top;          /* sbx_spawn with init_fd: the program's stack (exec_with_init) */
 };
 
 static const char *const step_names[] = {
@@ -107,6 +109,7 @@ static const char *const step_names[] = {
     [SBX_STEP_NNP] = "set no_new_privs",
     [SBX_STEP_SECCOMP] = "load seccomp filter",
     [SBX_STEP_EXEC] = "execve",
+    [SBX_STEP_INIT] = "start ignis-init",
 };
 
 const char *sbx_step_name(enum sbx_step step)
@@ -277,6 +280,56 @@ static void child_setup(const struct child_ctx *c)
         child_fail(c, SBX_STEP_SECCOMP, rc, idx);
 }
 
+/* The program, as PID 2 under ignis-init: shares PID 1's (the caller's) memory until it execs,
+ * on the lower half of the child stack. */
+static int program_main(void *arg)
+{
+    const struct child_ctx *c = arg;
+    execve(c->spec->argv[0], c->spec->argv, c->spec->envp);
+    child_fail(c, SBX_STEP_EXEC, -errno, -1);
+}
+
+/* "123" into buf (at least 12 bytes), async-signal-safe. */
+static void format_int(char *buf, int v)
+{
+    char tmp[12];
+    int n = 0;
+    do
+        tmp[n++] = (char)('0' + v % 10);
+    while ((v /= 10) > 0);
+    for (int i = 0; i < n; i++)
+        buf[i] = tmp[n - 1 - i];
+    buf[n] = '\0';
+}
+
+/* PID 1, once the program runs as its child: execs ignis-init, which keeps only status_fd. */
+static __attribute__((noreturn)) void become_init(const struct child_ctx *c, pid_t program)
+{
+    const struct sbx_spec *s = c->spec;
+    char fd_arg[12], pid_arg[12];
+    format_int(fd_arg, s->status_fd);
+    format_int(pid_arg, program);
+    char *const argv[] = {"ignis-init", fd_arg, pid_arg, NULL};
+    char *const envp[] = {NULL};
+    close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+    if (fcntl(s->status_fd, F_SETFD, 0) == 0)
+        syscall(SYS_execveat, s->init_fd, "", argv, envp, AT_EMPTY_PATH);
+    child_fail(c, SBX_STEP_INIT, -errno, -1); /* PID 1 exits: the program goes with it */
+}
+
+/* PID 1 when spec->init_fd is given: starts the program as PID 2 (vfork-style: it is
+ * exec'd, or has failed and reported, when clone returns), then becomes ignis-init. */
+static __attribute__((noreturn)) void exec_with_init(const struct child_ctx *c)
+{
+    pid_t pid = clone(program_main, c->stack2_top, CLONE_VM | CLONE_VFORK | SIGCHLD, (void *)c);
+    if (pid < 0)
+        child_fail(c, SBX_STEP_INIT, -errno, -1);
+    int status;
+    if (waitpid(pid, &status, WNOHANG) == pid) /* its exec failed: it reported why */
+        _exit(127);
+    become_init(c, pid);
+}
+
 static int child_main(void *arg)
 {
     const struct child_ctx *c = arg;
@@ -285,6 +338,8 @@ static int child_main(void *arg)
         unpin(c->pin);
     close_range(3, ~0U, CLOSE_RANGE_CLOEXEC); /* whatever the caller leaked */
     set_sigmask(0);
+    if (c->spec->init_fd > 0)
+        exec_with_init(c);
     execve(c->spec->argv[0], c->spec->argv, c->spec->envp);
     child_fail(c, SBX_STEP_EXEC, -errno, -1);
 }
@@ -339,6 +394,8 @@ static int check_spec(const struct sbx_spec *s, char *err, size_t errlen)
         why = "uid and gid must not be 0";
     else if (s->uid != s->root->uid || s->gid != s->root->gid)
         why = "uid and gid must be the root's";
+    else if (s->init_fd > 0 && s->status_fd <= 0)
+        why = "init_fd needs a status_fd";
     if (why)
         snprintf(err, errlen, "%s", why);
     return why ? -EINVAL : 0;
@@ -396,6 +453,7 @@ int sbx_spawn(const struct sbx_spec *spec, struct sbx_child *out, char *err, siz
         child_stack = stack;
     }
     stack = child_stack;
+    ctx.stack2_top = (char *)stack + CHILD_STACK_SIZE / 2; /* PID 1 stays in the upper half */
     struct cpu_pin pin;
     pin_to_this_cpu(&pin);
     ctx.pin = &pin;
@@ -560,6 +618,13 @@ int sbx_fork(const struct sbx_spec *spec, int report_fd, int api_sock_fd, int *p
     long pid = syscall(SYS_clone3, &args, sizeof(args));
     if (pid == 0) {
         child_setup(&ctx);
+        if (spec->init_fd > 0) { /* this copy goes on as PID 2; PID 1 becomes ignis-init */
+            pid_t program = fork();
+            if (program < 0)
+                child_fail(&ctx, SBX_STEP_INIT, -errno, -1);
+            if (program > 0)
+                become_init(&ctx, program);
+        }
         close_range(3, ~0U, 0); /* the report fd with the rest: the setup is done */
         return 0;
     }

@@ -54,6 +54,7 @@ enum sbx_step {
     SBX_STEP_NNP,
     SBX_STEP_SECCOMP,
     SBX_STEP_EXEC, /* execve itself failed: a bad entry point, not a sandbox problem */
+    SBX_STEP_INIT, /* starting ignis-init as PID 1 (spec.init_fd) */
 };
 
 struct sbx_spec {
@@ -84,6 +85,11 @@ struct sbx_spec {
     int ncg_fds;
     uint64_t rlimit_data;  /* RLIMIT_DATA in bytes (a memory limit without cgroups); 0: none */
     unsigned rlimit_nproc; /* RLIMIT_NPROC (a process limit without cgroups); 0: none */
+    int init_fd;           /* > 0: runtimes/init's ignis-init, opened by the caller: it becomes
+                              PID 1 (reaping orphans) and the program PID 2; 0 or -1: the
+                              program is PID 1 */
+    int status_fd;         /* with init_fd: where init writes the program's wait status (an
+                              int) when it ends, before it exits itself */
 };
 
 struct sbx_child {
@@ -115,7 +121,8 @@ int sbx_spawn(const struct sbx_spec *spec, struct sbx_child *out, char *err, siz
  * the child's pid (> 0) and *pidfd at once, without waiting for the setup: the child reports
  * a failure as sbx_spawn's does, {step, errno, mount op} (struct sbx_report) on report_fd,
  * and sends a listener it made (no netns_fd) over api_sock_fd. -errno if the clone failed.
- * spec->argv and envp are not used.
+ * spec->argv and envp are not used. With spec->init_fd the child forks once more after the
+ * setup: the copy that returns is PID 2, and PID 1 (the pid given) becomes ignis-init.
  */
 struct sbx_report {
     int step;  /* enum sbx_step */

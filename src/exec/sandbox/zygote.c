@@ -25,7 +25,7 @@
 #define ZYGOTE_MAGIC 0x49a7c0deu
 #define ZYGOTE_FD 3 /* the control socket, in the zygote */
 #define MAX_REQUEST (128 * 1024)
-#define MAX_FDS 8
+#define MAX_FDS 10
 #define REPLY_TIMEOUT_S 5
 
 struct request_header {
@@ -34,7 +34,7 @@ struct request_header {
     int32_t host_network, userns;
     uint64_t rlimit_data;
     uint32_t nargv, nenv, strs_len;
-    uint32_t has_sock, has_tmp, has_netns, ncg;
+    uint32_t has_sock, has_tmp, has_netns, ncg, has_init;
 };
 
 struct reply {
@@ -227,6 +227,7 @@ int sbx_zygote_spawn(struct sbx_zygote *z, const struct sbx_spec *spec, struct s
         .has_sock = own_netns,
         .has_tmp = spec->tmp_mount_fd > 0,
         .has_netns = !spec->host_network && spec->netns_fd > 0,
+        .has_init = spec->init_fd > 0 && spec->status_fd > 0,
     };
     size_t used = sizeof(h);
     rc = put_str(buf, &used, sbx_root_dir(spec->root));
@@ -259,6 +260,10 @@ int sbx_zygote_spawn(struct sbx_zygote *z, const struct sbx_spec *spec, struct s
         fds[nfds++] = spec->netns_fd;
     for (int i = 0; i < spec->ncg_fds && i < SBX_MAX_CG_FDS; i++)
         fds[nfds++] = spec->cg_fds[i];
+    if (h.has_init) {
+        fds[nfds++] = spec->init_fd;
+        fds[nfds++] = spec->status_fd;
+    }
     h.ncg = (uint32_t)(spec->ncg_fds < SBX_MAX_CG_FDS ? spec->ncg_fds : SBX_MAX_CG_FDS);
     memcpy(buf, &h, sizeof(h));
     if (send_with_fds(z->fd, buf, used, fds, nfds) != (ssize_t)used) {
@@ -407,8 +412,9 @@ int sbx_zygote_serve(const struct sbx_zygote_hooks *hooks, char ***argv, char **
         if ((size_t)n >= sizeof(h))
             memcpy(&h, buf, sizeof(h));
         if ((size_t)n < sizeof(h) || h.magic != ZYGOTE_MAGIC || h.ncg > SBX_MAX_CG_FDS ||
-            h.strs_len != (size_t)n - sizeof(h) ||
-            nfds != (need = 2 + (int)(h.has_sock + h.has_tmp + h.has_netns + h.ncg))) {
+            h.strs_len != (size_t)n - sizeof(h) || h.has_init > 1 ||
+            nfds !=
+                (need = 2 + (int)(h.has_sock + h.has_tmp + h.has_netns + h.ncg + 2 * h.has_init))) {
             snprintf(err, sizeof(err), "bad zygote request (%zd bytes, %d fds)", n, nfds);
             answer(fd, -EPROTO, -1, -1, err);
             for (int i = 0; i < nfds; i++)
@@ -448,6 +454,10 @@ int sbx_zygote_serve(const struct sbx_zygote_hooks *hooks, char ***argv, char **
             spec.netns_fd = h.has_netns ? fds[k++] : -1;
             for (uint32_t i = 0; i < h.ncg; i++)
                 spec.cg_fds[spec.ncg_fds++] = fds[k++];
+            if (h.has_init) {
+                spec.init_fd = fds[k++];
+                spec.status_fd = fds[k++];
+            }
             if (hooks && hooks->before_fork)
                 hooks->before_fork();
             pid = sbx_fork(&spec, fds[0], sock, &pidfd, err, sizeof(err));

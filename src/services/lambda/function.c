@@ -314,6 +314,13 @@ static int env_shapes_startup(json_t *vars)
  * unless IGNIS_ZYGOTE=0. */
 void function_start_zygotes(struct lambda *l)
 {
+    char init[4200];
+    snprintf(init, sizeof(init), "%s/init/ignis-init", l->cfg->runtime_dir);
+    int rc = pool_set_init(l->pool, init);
+    if (rc < 0)
+        log_warn("no ignis-init (%s: %s; `make runtimes` builds it): runtimes run as PID 1 of "
+                 "their instance and nothing reaps the processes they orphan",
+                 init, strerror(-rc));
     const char *off = getenv("IGNIS_ZYGOTE");
     if (!pool_sandboxed(l->pool) || (off && strcmp(off, "0") == 0))
         return;
@@ -325,7 +332,7 @@ void function_start_zygotes(struct lambda *l)
         return;
     }
     char *const argv[] = {"/usr/bin/python3", "-S", script, NULL};
-    int rc = pool_add_zygote(l->pool, "python", argv, (char *const *)base_env);
+    rc = pool_add_zygote(l->pool, "python", argv, (char *const *)base_env);
     if (rc < 0)
         log_warn("cannot start the Python zygote: %s", strerror(-rc));
     else
