@@ -513,6 +513,21 @@ static void test_init(void **state)
     assert_int_equal(WEXITSTATUS(st), 7);
     expect_in(out, "pid 2\n0\ninit ignis-init\n"); /* the sleep's zombie was reaped */
 
+    /* A program that exits at once is not taken for a failed exec (it may be gone before
+     * PID 1 looks at it): its own code comes back, every time. */
+    char *const quick[] = {"/bin/sh", "-c", "exit 3", NULL};
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(pipe2(status, O_CLOEXEC), 0);
+        default_spec(&s, quick);
+        s.init_fd = init_fd;
+        s.status_fd = status[1];
+        assert_int_equal(run_spec(&s, out, sizeof(out), NULL), 3);
+        close(status[1]);
+        assert_int_equal(read(status[0], &st, sizeof(st)), sizeof(st));
+        close(status[0]);
+        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 3);
+    }
+
     struct sbx_child c;
     char err[512];
     char *const nope[] = {"/var/task/nope", NULL};

@@ -303,12 +303,22 @@ static CHILD_CODE void child_setup(const struct child_ctx *c)
 }
 
 /* The program, as PID 2 under ignis-init: shares PID 1's (the caller's) memory until it execs,
- * on the lower half of the child stack. */
+ * on the lower half of the child stack. A failed exec is marked in that shared memory before
+ * the report: once the exec succeeded the program may well have exited already by the time
+ * PID 1 looks, so its exit says nothing. */
+struct program_start {
+    const struct child_ctx *c;
+    volatile int exec_failed;
+};
+
 static CHILD_CODE int program_main(void *arg)
 {
-    const struct child_ctx *c = arg;
+    struct program_start *p = arg;
+    const struct child_ctx *c = p->c;
     execve(c->spec->argv[0], c->spec->argv, c->spec->envp);
-    child_fail(c, SBX_STEP_EXEC, -errno, -1);
+    int e = errno;
+    p->exec_failed = 1;
+    child_fail(c, SBX_STEP_EXEC, -e, -1);
 }
 
 /* "123" into buf (at least 12 bytes), async-signal-safe. */
@@ -344,11 +354,11 @@ static CHILD_CODE __attribute__((noreturn)) void become_init(const struct child_
  * exec'd, or has failed and reported, when clone returns), then becomes ignis-init. */
 static CHILD_CODE __attribute__((noreturn)) void exec_with_init(const struct child_ctx *c)
 {
-    pid_t pid = clone(program_main, c->stack2_top, CLONE_VM | CLONE_VFORK | SIGCHLD, (void *)c);
+    struct program_start start = {.c = c};
+    pid_t pid = clone(program_main, c->stack2_top, CLONE_VM | CLONE_VFORK | SIGCHLD, &start);
     if (pid < 0)
         child_fail(c, SBX_STEP_INIT, -errno, -1);
-    int status;
-    if (waitpid(pid, &status, WNOHANG) == pid) /* its exec failed: it reported why */
+    if (start.exec_failed) /* it reported why; ending PID 1 ends the namespace */
         _exit(127);
     become_init(c, pid);
 }
