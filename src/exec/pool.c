@@ -97,7 +97,6 @@ struct instance {
     int init_reported;      /* an INIT_REPORT line was written */
     int exec_errno;         /* why execve failed in the child, or 0 */
     int exit_fd;            /* under ignis-init: where it writes the runtime's wait status */
-    pid_t runtime_pid;      /* under ignis-init: the runtime (PID 2 inside), else pid */
     struct cgroup *cg;      /* memory and pids limits; NULL without cgroups */
     struct buf init_log;    /* output before the first invocation, for a failed init's tail */
     int killed;
@@ -198,6 +197,12 @@ static void set_state(struct instance *inst, enum instance_state state)
     if (state == INST_BETWEEN)
         fn->nbetween++;
     inst->state = state;
+}
+
+/* The size of fn's /tmp (EphemeralStorage) in MB. */
+static unsigned tmp_mb_of(const struct pool_fn *fn)
+{
+    return fn->tmp_mb ? fn->tmp_mb : SBX_DEFAULT_TMP_MB;
 }
 
 static char **strv_dup(char *const *v, size_t extra)
@@ -1010,7 +1015,7 @@ static int launch_sandboxed(struct instance *inst, char **envp, int out[2], int 
 {
     struct pool_fn *fn = inst->fn;
     struct pool *pool = inst->pool;
-    unsigned tmp_mb = fn->tmp_mb ? fn->tmp_mb : SBX_DEFAULT_TMP_MB;
+    unsigned tmp_mb = tmp_mb_of(fn);
     struct prepared tmp = {.fd = {-1, -1}}, net = {.fd = {-1, -1}};
     int rc;
     if (pool->tmp_set && (rc = prepared_take(pool->tmp_set, tmp_mb, &tmp)) < 0)
@@ -1326,16 +1331,23 @@ static void rt_error(struct http_req *req, unsigned status, const char *type, co
 }
 
 /* Keeps ready what the next cold start of fn will take (src/exec/prepared). */
-static void prepare_next(struct pool *pool, struct pool_fn *fn)
+/* Asks the work queue to top up what cold starts take: a cgroup, a /tmp filesystem of
+ * tmp_mb, and (net) a network namespace. */
+static void want_prepared(struct pool *pool, unsigned tmp_mb, int net)
 {
     if (pool->stopping) /* pool_free: the work queue may be gone already */
         return;
     if (pool->cg_set)
         prepared_want(pool->cg_set, 0);
     if (pool->tmp_set)
-        prepared_want(pool->tmp_set, fn->tmp_mb ? fn->tmp_mb : SBX_DEFAULT_TMP_MB);
-    if (pool->net_set && !fn->host_network)
+        prepared_want(pool->tmp_set, tmp_mb);
+    if (pool->net_set && net)
         prepared_want(pool->net_set, 0);
+}
+
+static void prepare_next(struct pool *pool, struct pool_fn *fn)
+{
+    want_prepared(pool, tmp_mb_of(fn), !fn->host_network);
 }
 
 static void on_refill(struct loop *loop, void *arg)
@@ -1343,33 +1355,27 @@ static void on_refill(struct loop *loop, void *arg)
     (void)loop;
     struct pool *pool = arg;
     pool->refill_timer = NULL;
-    if (pool->stopping)
-        return;
-    if (pool->cg_set)
-        prepared_want(pool->cg_set, 0);
-    for (int i = 0; pool->tmp_set && i < pool->nrefill_tmp; i++)
-        prepared_want(pool->tmp_set, pool->refill_tmp_mb[i]);
-    if (pool->net_set && pool->refill_net)
-        prepared_want(pool->net_set, 0);
+    for (int i = 0; i < pool->nrefill_tmp; i++)
+        want_prepared(pool, pool->refill_tmp_mb[i], pool->refill_net);
     pool->nrefill_tmp = pool->refill_net = 0;
 }
 
 /* prepare_next, REFILL_DELAY_MS from now: a new instance's first answer still has to reach
  * its caller, and on a machine of two CPUs the workers making a /tmp filesystem (~3 ms of CPU)
- * or a network namespace would compete with the caller for them. */
+ * or a network namespace would compete with the caller for them. Sizes asked for meanwhile
+ * are gathered (a few at most; more are refilled at once). */
 static void refill_soon(struct pool *pool, struct pool_fn *fn)
 {
-    unsigned mb = fn->tmp_mb ? fn->tmp_mb : SBX_DEFAULT_TMP_MB;
+    unsigned mb = tmp_mb_of(fn);
     int i = 0;
     while (i < pool->nrefill_tmp && pool->refill_tmp_mb[i] != mb)
         i++;
-    if (i == pool->nrefill_tmp) {
-        if (i == (int)(sizeof(pool->refill_tmp_mb) / sizeof(pool->refill_tmp_mb[0]))) {
-            prepare_next(pool, fn); /* many sizes at once: no batching */
-            return;
-        }
-        pool->refill_tmp_mb[pool->nrefill_tmp++] = mb;
+    if (i == (int)(sizeof(pool->refill_tmp_mb) / sizeof(pool->refill_tmp_mb[0]))) {
+        prepare_next(pool, fn);
+        return;
     }
+    if (i == pool->nrefill_tmp)
+        pool->refill_tmp_mb[pool->nrefill_tmp++] = mb;
     pool->refill_net |= !fn->host_network;
     if (!pool->refill_timer)
         pool->refill_timer = loop_timer_add(pool->loop, REFILL_DELAY_MS, on_refill, pool);
@@ -1700,7 +1706,7 @@ struct pool_fn *pool_fn_new(struct pool *pool, const struct pool_fn_spec *spec)
     fn->runtime_dir = spec->runtime_dir ? strdup(spec->runtime_dir) : NULL;
     fn->tmp_mb = spec->tmp_mb;
     if (pool->tmp_set) /* a size not seen yet needs its template made */
-        prepared_want(pool->tmp_set, fn->tmp_mb ? fn->tmp_mb : SBX_DEFAULT_TMP_MB);
+        prepared_want(pool->tmp_set, tmp_mb_of(fn));
     fn->host_network = spec->host_network;
     fn->argv = strv_dup(spec->argv, 0);
     fn->zygote = spec->zygote ? strdup(spec->zygote) : NULL;

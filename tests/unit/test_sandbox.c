@@ -196,17 +196,18 @@ static void test_filesystem(void **state)
     (void)state;
     REQUIRE_SANDBOX();
     char script[1024], out[8192];
-    snprintf(script, sizeof(script),
-             "test -e /etc/shadow && echo shadow-exists; cat /etc/shadow 2>/dev/null && "
-             "echo shadow-read; test -e %s && echo data-visible; test -e %s && echo base-visible; "
-             "ls /etc/ssl/private 2>/dev/null && echo ssl-private; "
-             "touch /var/task/new 2>&1; touch /newfile 2>&1; touch /usr/new 2>&1; "
-             "cat /var/task/hello.txt; /var/runtime/bootstrap; "
-             "echo x > /dev/null && echo devnull-ok; head -c 4 /dev/urandom | wc -c; "
-             "ls /dev | tr '\\n' ' '; echo; ls / | tr '\\n' ' '; echo; grep -c . /etc/passwd; "
-             "test -s /etc/ssl/certs/ca-certificates.crt && echo certs-ok; pwd; "
-             "echo mounts $(grep -c . /proc/self/mountinfo)",
-             data_dir, base);
+    snprintf(
+        script, sizeof(script),
+        "test -e /etc/shadow && echo shadow-exists; cat /etc/shadow 2>/dev/null && "
+        "echo shadow-read; test -e %s && echo data-visible; test -e %s && echo base-visible; "
+        "ls /etc/ssl/private 2>/dev/null && echo ssl-private; "
+        "touch /var/task/new 2>&1; touch /newfile 2>&1; touch /usr/new 2>&1; "
+        "cat /var/task/hello.txt; /var/runtime/bootstrap; "
+        "echo x > /dev/null && echo devnull-ok; head -c 4 /dev/urandom | wc -c; "
+        "ls /dev | tr '\\n' ' '; echo; ls / | tr '\\n' ' '; echo; grep -c . /etc/passwd; "
+        "test -s /etc/ssl/certs/ca-certificates.crt && echo certs-ok; pwd; "
+        "echo mounts $(grep -c . /proc/self/mountinfo); grep Cpus_allowed_list /proc/self/status",
+        data_dir, base);
     assert_int_equal(run_sh(script, out, sizeof(out)), 0);
     print_message("%s", out);
     expect_not_in(out, "shadow-exists");
@@ -228,6 +229,14 @@ static void test_filesystem(void **state)
     const char *m = strstr(out, "mounts ");
     assert_non_null(m);
     assert_in_range(atoi(m + 7), 8, 40);
+    /* started on the caller's CPU, but the program gets every CPU the caller may use */
+    char mine[256] = "";
+    FILE *f = fopen("/proc/self/status", "r");
+    assert_non_null(f);
+    while (fgets(mine, sizeof(mine), f) && strncmp(mine, "Cpus_allowed_list", 17) != 0)
+        ;
+    fclose(f);
+    expect_in(out, mine);
 }
 
 static void test_tmp_limit(void **state)

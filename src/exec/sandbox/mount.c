@@ -148,55 +148,38 @@ out:
 }
 
 /* A host dir given by the caller (code, runtime): must exist and be a directory; its mount
- * point exists in the root. */
-static int plan_dir(struct sbx_mount_plan *p, const char *what, const char *host,
+ * point exists in the root. Bound read-only in the child; or, for a plan that enters the
+ * root's namespace (where host paths are out of reach), cloned here as a detached read-only
+ * mount that the child moves into place, the fd owned by the plan (fds[slot]) until
+ * sbx_mount_plan_release. */
+static int plan_dir(struct sbx_mount_plan *p, int slot, const char *what, const char *host,
                     const char *inside, char *err, size_t errlen)
 {
     struct stat st;
     char *real = host[0] == '/' ? realpath(host, NULL) : NULL;
-    int rc = 0;
+    int rc = 0, fd = -1;
     if (host[0] != '/')
         rc = -EINVAL;
     else if (!real || stat(real, &st) < 0)
         rc = -errno;
     else if (!S_ISDIR(st.st_mode))
         rc = -ENOTDIR;
-    if (rc == 0)
+    else if (!p->entered)
         rc = plan_add(p, SBX_MOP_BIND_RO, plan_at(p, inside), plan_str(p, "%s", real), NULL, 0);
-    if (rc < 0)
-        snprintf(err, errlen, "%s %s: %s", what, host, strerror(-rc));
-    free(real);
-    return rc;
-}
-
-/* The same for a plan that enters the root's namespace, where host paths are out of reach:
- * the dir is cloned here as a detached mount (read-only, nosuid, nodev) that the child moves
- * into place; the plan owns the fd (fds[slot]) until sbx_mount_plan_release. */
-static int plan_tree(struct sbx_mount_plan *p, int slot, const char *what, const char *host,
-                     const char *inside, char *err, size_t errlen)
-{
-    struct stat st;
-    int rc = 0, fd = -1;
-    if (host[0] != '/')
-        rc = -EINVAL;
-    else if (stat(host, &st) < 0)
-        rc = -errno;
-    else if (!S_ISDIR(st.st_mode))
-        rc = -ENOTDIR;
-    else if ((fd = open_tree(AT_FDCWD, host, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC)) < 0)
+    else if ((fd = open_tree(AT_FDCWD, real, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC)) < 0)
         rc = -errno;
     else {
         struct mount_attr attr = {.attr_set =
                                       MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV};
         p->fds[slot] = fd;
-        if (mount_setattr(fd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0)
-            rc = -errno;
+        rc = mount_setattr(fd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0 ? -errno : 0;
+        if (rc == 0)
+            rc = plan_add(p, SBX_MOP_MOVE_FD, plan_at(p, inside), plan_str(p, "%s", real), NULL,
+                          (size_t)fd);
     }
-    if (rc == 0)
-        rc = plan_add(p, SBX_MOP_MOVE_FD, plan_at(p, inside), plan_str(p, "%s", host), NULL,
-                      (size_t)fd);
     if (rc < 0)
         snprintf(err, errlen, "%s %s: %s", what, host, strerror(-rc));
+    free(real);
     return rc;
 }
 
@@ -281,23 +264,15 @@ int sbx_mount_plan_build(struct sbx_mount_plan *p, const struct sbx_spec *spec, 
                          size_t errlen)
 {
     p->fds[0] = p->fds[1] = -1;
-    p->entered = spec->root->template_fd >= 0;
-    int rc;
-    if (p->entered) { /* see sbx_root_new */
-        p->at = "";
-        rc = plan_add(p, SBX_MOP_ENTER, "/", NULL, NULL, (size_t)spec->root->template_fd);
-        if (rc == 0)
-            rc = plan_tree(p, 0, "code dir", spec->code_dir, "/var/task", err, errlen);
-        if (rc == 0 && spec->runtime_dir)
-            rc = plan_tree(p, 1, "runtime dir", spec->runtime_dir, "/var/runtime", err, errlen);
-    } else {
-        p->at = spec->root->dir;
-        rc = plan_add(p, SBX_MOP_PRIVATE, "/", NULL, NULL, 0);
-        if (rc == 0)
-            rc = plan_dir(p, "code dir", spec->code_dir, "/var/task", err, errlen);
-        if (rc == 0 && spec->runtime_dir)
-            rc = plan_dir(p, "runtime dir", spec->runtime_dir, "/var/runtime", err, errlen);
-    }
+    p->entered = spec->root->template_fd >= 0; /* see sbx_root_new */
+    p->at = p->entered ? "" : spec->root->dir;
+    int rc = p->entered
+                 ? plan_add(p, SBX_MOP_ENTER, "/", NULL, NULL, (size_t)spec->root->template_fd)
+                 : plan_add(p, SBX_MOP_PRIVATE, "/", NULL, NULL, 0);
+    if (rc == 0)
+        rc = plan_dir(p, 0, "code dir", spec->code_dir, "/var/task", err, errlen);
+    if (rc == 0 && spec->runtime_dir)
+        rc = plan_dir(p, 1, "runtime dir", spec->runtime_dir, "/var/runtime", err, errlen);
     if (rc < 0)
         return rc;
     unsigned tmp_mb = spec->tmp_mb ? spec->tmp_mb : SBX_DEFAULT_TMP_MB;

@@ -1065,7 +1065,7 @@ struct lambda *lambda_new(struct loop *loop, const struct config *cfg, struct db
     l->wq = wq;
     snprintf(l->code_root, sizeof(l->code_root), "%.4000s/packages", cfg->data_dir);
     concurrency_init(l);
-    function_start_zygotes(l);
+    function_start_helpers(l);
     if (codestore_init(l->code_root) < 0 || lambda_load(l) < 0) {
         log_error("cannot open the code store or load functions under %s", cfg->data_dir);
         lambda_free(l);

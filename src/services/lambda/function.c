@@ -309,10 +309,11 @@ static int env_shapes_startup(json_t *vars)
     return 0;
 }
 
-/* Python instances start by forking a zygote (runtimes/python/zygote.py) that has the
- * interpreter and the runtime loaded: a sandboxed pool only, when its extension is built,
- * unless IGNIS_ZYGOTE=0. */
-void function_start_zygotes(struct lambda *l)
+/* The sandbox's helpers from the runtimes dir: ignis-init, PID 1 of every instance
+ * (runtimes/init); and the Python zygote (runtimes/python/zygote.py), an interpreter with the
+ * runtime loaded that Python instances are forked from: a sandboxed pool only, when its
+ * extension is built, unless IGNIS_ZYGOTE=0. */
+void function_start_helpers(struct lambda *l)
 {
     char init[4200];
     snprintf(init, sizeof(init), "%s/init/ignis-init", l->cfg->runtime_dir);

@@ -107,8 +107,9 @@ void function_arn(const struct lambda *l, const char *name, char *out, size_t si
 /* A copy of config as listings (ListFunctions, ListVersionsByFunction) show
  * it: without the State/LastUpdateStatus fields, which only Get returns. */
 json_t *listing_view(json_t *config);
+/* Hands the pool ignis-init and starts the Python zygote (sandboxed pools). */
+void function_start_helpers(struct lambda *l);
 /* What the pool runs for fn's $LATEST (version NULL) or a published version. */
-void function_start_zygotes(struct lambda *l);
 struct pool_fn *function_runner(struct lambda *l, struct function *fn, const char *version);
 void function_reset_runner(struct function *fn);
 /* Retires the runners of $LATEST and of every version (after a change that
